@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import fcntl
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -330,3 +331,12 @@ def domain_remove(cfg: Config, domain: str) -> Config:
             with contextlib.suppress(OSError):
                 p.rename(p.with_name(p.name + ".removed"))
     return new
+
+
+def remove_account_data(cfg: Config, account: str) -> None:
+    """Remove the data directory of a removed account (messages and index), as upstream does."""
+    if not account or "/" in account or account in (".", ".."):
+        raise EditError(f"invalid account name {account!r}")
+    d = cfg.data_dir / "accounts" / account
+    if d.exists():
+        shutil.rmtree(d)

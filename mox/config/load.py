@@ -27,12 +27,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from mox import mlog
 from mox.config import model, sconf
 from mox.config.sconf import LineMap, SconfError
 from mox.dns.domain import Domain, DomainError, parse_domain
 from mox.smtp.address import AddressError, format_localpart, parse_address, parse_localpart
 
-# Upstream's log level names, least to most verbose.
+# The log level names documented for the config; upstream also accepts warn, fatal and print.
 LOG_LEVELS = ("error", "info", "debug", "trace", "traceauth", "tracedata")
 
 DEFAULT_DKIM_HEADERS = [
@@ -198,10 +199,10 @@ def prepare_static(static: model.Static, lines: LineMap, path: Path, *, check_fi
     """Validate mox.conf and fill in derived fields. Returns all errors found."""
     c = _Checker(lines)
 
-    if static.LogLevel not in LOG_LEVELS:
+    if static.LogLevel not in mlog.LEVELS:
         c.add(("LogLevel",), f"invalid log level {static.LogLevel!r}, expected one of {', '.join(LOG_LEVELS)}")
     for pkg, level in static.PackageLogLevels.items():
-        if level not in LOG_LEVELS:
+        if level not in mlog.LEVELS:
             c.add(("PackageLogLevels", pkg), f"invalid log level {level!r}, expected one of {', '.join(LOG_LEVELS)}")
 
     user = static.User or "mox"
@@ -818,7 +819,7 @@ def load_config(static_path: str | os.PathLike[str], *, check_files: bool = True
     Raises:
         ConfigErrors: with every problem found.
     """
-    sp = Path(static_path)
+    sp = Path(static_path).absolute()
     static, slines = parse_static(sp)
     errors = prepare_static(static, slines, sp, check_files=check_files)
     dp = sp.parent / "domains.conf"

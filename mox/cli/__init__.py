@@ -1,0 +1,1 @@
+"""The mox command line; see mox.cli.main."""

@@ -1,0 +1,329 @@
+"""The subcommands of ``mox``. Names, arguments and output follow upstream mox."""
+
+from __future__ import annotations
+
+import errno
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mox
+from mox import mlog
+from mox.cli.main import COMMANDS, CommandError, Flag, Invocation, UsageError, command, global_usage
+from mox.config import edit, model, sconf
+from mox.config.load import LOG_LEVELS, Config, ConfigErrors, load_config
+from mox.ctl.client import CtlClient, CtlConnectError, CtlError
+
+
+def _load(inv: Invocation) -> Config:
+    try:
+        return load_config(inv.opts.config)
+    except ConfigErrors as e:
+        raise CommandError("loading config:\n" + "\n".join(str(x) for x in e.errors)) from None
+
+
+def _ctl_path(cfg: Config) -> Path:
+    return cfg.data_dir / "ctl"
+
+
+def _connect(cfg: Config) -> CtlClient:
+    try:
+        return CtlClient.connect(_ctl_path(cfg))
+    except CtlError as e:
+        raise CommandError(str(e)) from None
+
+
+def _server_running(e: CtlConnectError) -> bool:
+    cause = e.__cause__
+    return not (isinstance(cause, OSError) and cause.errno in (errno.ENOENT, errno.ECONNREFUSED))
+
+
+def _ctl_call(cfg: Config, cmd: str, args: list[str]) -> Any:
+    try:
+        return _connect(cfg).call(cmd, args)
+    except CtlError as e:
+        raise CommandError(str(e)) from None
+
+
+def _edit(inv: Invocation, cmd: str, args: list[str], direct: Callable[[Config], Any]) -> Any:
+    """Run a config change through the running server, or directly on the files when none runs."""
+    cfg = _load(inv)
+    try:
+        client = CtlClient.connect(_ctl_path(cfg))
+    except CtlConnectError as e:
+        if _server_running(e):
+            raise CommandError(str(e)) from None
+        try:
+            with edit.domains_lock(cfg):
+                return direct(cfg)
+        except edit.EditError as ee:
+            raise CommandError(str(ee)) from None
+    try:
+        return client.call(cmd, args)
+    except CtlError as e:
+        raise CommandError(str(e)) from None
+
+
+@command("version", help="Prints this mox version.")
+def cmd_version(inv: Invocation) -> None:
+    print(f"moxmail {mox.__version__}")
+    print(f"python {platform.python_version()}")
+
+
+@command(
+    "help",
+    params="[$command ...]",
+    nargs=(0, None),
+    help="""Prints help about matching commands.
+
+Without arguments, all commands are listed. If several commands match, they are
+listed with the first line of their help text. If one command matches, its usage
+and full help text are printed.""",
+)
+def cmd_help(inv: Invocation) -> int:
+    if not inv.args:
+        sys.stdout.write(global_usage())
+        return 0
+    words = tuple(inv.args)
+    for c in COMMANDS:
+        if c.words == words:
+            sys.stdout.write(c.full_help())
+            return 0
+    partial = [c for c in COMMANDS if c.words[: len(words)] == words]
+    if not partial:
+        sys.stderr.write(f"{' '.join(words)}: unknown command\n")
+        return 2
+    for c in partial:
+        print(f"mox {c.name}")
+        if c.help:
+            print(f"\t{c.help.strip().splitlines()[0]}")
+    return 0
+
+
+@command(
+    "config test",
+    help="""Parses and validates the configuration files.
+
+If valid, prints "config OK" and exits with status 0. Otherwise every error is
+printed, each with file, line and field, and the exit status is 1.""",
+)
+def cmd_config_test(inv: Invocation) -> int:
+    try:
+        load_config(inv.opts.config)
+    except ConfigErrors as e:
+        if len(e.errors) > 1:
+            sys.stderr.write("multiple errors:\n")
+        for err in e.errors:
+            sys.stderr.write(f"{err}\n")
+        return 1
+    print("config OK")
+    return 0
+
+
+@command(
+    "config describe-static",
+    params=">mox.conf",
+    help="""Prints an annotated empty configuration for use as mox.conf.
+
+mox.conf is read at start; changes take effect after a restart. The printed
+file needs values filled in (and unused list items removed) to be valid.""",
+)
+def cmd_config_describe_static(inv: Invocation) -> None:
+    sys.stdout.write(sconf.describe(model.Static))
+
+
+@command(
+    "config describe-domains",
+    params=">domains.conf",
+    help="""Prints an annotated empty configuration for use as domains.conf.
+
+domains.conf holds the domains and accounts with their addresses. The admin
+web pages and the command line change it; mox reloads it when it changes.
+The printed file needs values filled in to be valid.""",
+)
+def cmd_config_describe_domains(inv: Invocation) -> None:
+    sys.stdout.write(sconf.describe(model.Dynamic))
+
+
+@command(
+    "serve",
+    help="""Start mox, serving SMTP/IMAP/HTTPS.
+
+Incoming email is accepted over SMTP. Email can be retrieved by users using
+IMAP. HTTP listeners are started for the admin/account web interfaces, and for
+automated TLS configuration. Missing essential TLS certificates are requested,
+other TLS certificates are requested on demand.
+
+Only implemented on unix systems, not Windows.""",
+)
+def cmd_serve(inv: Invocation) -> int:
+    from mox.serve.server import run_serve
+
+    return run_serve(inv.opts.config, loglevel=inv.opts.loglevel, pedantic=inv.opts.pedantic)
+
+
+@command(
+    "stop",
+    help="""Shut mox down, giving connections at most 3 seconds to finish before closing them.
+
+While shutting down, new connections are refused. Existing connections get
+up to 3 seconds to finish their transaction.""",
+)
+def cmd_stop(inv: Invocation) -> None:
+    cfg = _load(inv)
+    client = _connect(cfg)
+    try:
+        client.call("stop", [])
+    except CtlError as e:
+        raise CommandError(str(e)) from None
+    print("mox stopped")
+
+
+@command(
+    "loglevels",
+    params="[$level [$pkg]]",
+    nargs=(0, 2),
+    help=f"""Print the log levels, or set a new default log level, or a level for the given package.
+
+By default, one log level applies to all logging. For each package (e.g.
+smtpserver, smtpclient, queue, imapserver, spf, dkim, dmarc, junk), a level can
+override it. Give a package and an empty level to remove the package's level.
+
+Valid levels: {", ".join(LOG_LEVELS)}.""",
+)
+def cmd_loglevels(inv: Invocation) -> None:
+    cfg = _load(inv)
+    if not inv.args:
+        levels = _ctl_call(cfg, "loglevels", [])
+        for pkg in sorted(levels):
+            print(f"{pkg or '(default)'}: {levels[pkg]}")
+        return
+    level = inv.args[0]
+    pkg = inv.args[1] if len(inv.args) > 1 else ""
+    if level and level not in mlog.LEVELS:
+        raise CommandError(f"unknown log level {level!r}, expected one of {', '.join(LOG_LEVELS)}")
+    if not level and not pkg:
+        raise UsageError("an empty level only makes sense with a package")
+    _ctl_call(cfg, "setloglevels", [pkg, level])
+
+
+@command("config account list", help="List all accounts, one per line.")
+def cmd_config_account_list(inv: Invocation) -> None:
+    cfg = _load(inv)
+    try:
+        client = CtlClient.connect(_ctl_path(cfg))
+    except CtlConnectError as e:
+        if _server_running(e):
+            raise CommandError(str(e)) from None
+        names = sorted(cfg.dynamic.Accounts)
+    else:
+        try:
+            names = client.call("config account list", [])
+        except CtlError as e:
+            raise CommandError(str(e)) from None
+    for name in names:
+        print(name)
+
+
+@command(
+    "config account add",
+    params="$account $address",
+    nargs=(2, 2),
+    help="""Add an account with an email address and reload the configuration.
+
+Email can be delivered to this address/account. A password has to be set
+explicitly, see the setaccountpassword command.""",
+)
+def cmd_config_account_add(inv: Invocation) -> None:
+    account, address = inv.args
+    _edit(inv, "config account add", inv.args, lambda cfg: edit.account_add(cfg, account, address))
+    print(f'account added, set a password with "mox setaccountpassword {account}"')
+
+
+@command(
+    "config account rm",
+    params="$account",
+    nargs=(1, 1),
+    help="""Remove an account and reload the configuration.
+
+The account's addresses are removed too; incoming email for them is rejected.
+All data of the account is removed.""",
+)
+def cmd_config_account_rm(inv: Invocation) -> None:
+    (account,) = inv.args
+
+    def direct(cfg: Config) -> None:
+        new = edit.account_remove(cfg, account)
+        edit.remove_account_data(new, account)
+
+    _edit(inv, "config account rm", inv.args, direct)
+    print("account removed")
+
+
+@command(
+    "config address add",
+    params="$address $account",
+    nargs=(2, 2),
+    help="""Adds an address to an account and reloads the configuration.
+
+An address starting with @ (no local part) is a catchall address for the domain.""",
+)
+def cmd_config_address_add(inv: Invocation) -> None:
+    address, account = inv.args
+    _edit(inv, "config address add", inv.args, lambda cfg: edit.address_add(cfg, address, account))
+    print("address added")
+
+
+@command(
+    "config address rm",
+    params="$address",
+    nargs=(1, 1),
+    help="""Remove an address and reload the configuration.
+
+Incoming email for the address is rejected after removal.""",
+)
+def cmd_config_address_rm(inv: Invocation) -> None:
+    (address,) = inv.args
+    _edit(inv, "config address rm", inv.args, lambda cfg: edit.address_remove(cfg, address))
+    print("address removed")
+
+
+@command(
+    "config domain add",
+    params="[-disabled] $domain $account [$localpart]",
+    flags=[Flag("disabled", False, "disable the new domain")],
+    nargs=(2, 3),
+    help="""Adds a new domain to the configuration and reloads the configuration.
+
+The account receives the domain's postmaster mail and its DMARC and TLS
+reports. Localpart is the account's address at the new domain; give it if and
+only if the account does not exist yet (it is then created).
+
+A domain added with -disabled gets no TLS certificates through ACME and mail
+to or from it is refused, while it can be configured further. DKIM keys are
+created for the domain.""",
+)
+def cmd_config_domain_add(inv: Invocation) -> None:
+    domain, account = inv.args[0], inv.args[1]
+    localpart = inv.args[2] if len(inv.args) > 2 else ""
+    disabled = bool(inv.flags["disabled"])
+    args = [domain, account, localpart, "true" if disabled else "false"]
+    _edit(inv, "config domain add", args, lambda cfg: edit.domain_add(cfg, domain, account, localpart, disabled=disabled))
+    print(f"domain added, remember to add dns records, see:\n\nmox config dnsrecords {domain}\nmox config dnscheck {domain}")
+
+
+@command(
+    "config domain rm",
+    params="$domain",
+    nargs=(1, 1),
+    help="""Remove a domain from the configuration and reload the configuration.
+
+Refused while accounts still have addresses at the domain. Incoming email for
+the domain is rejected afterwards.""",
+)
+def cmd_config_domain_rm(inv: Invocation) -> None:
+    (domain,) = inv.args
+    _edit(inv, "config domain rm", inv.args, lambda cfg: edit.domain_remove(cfg, domain))
+    print(f"domain removed, remember to remove dns records for {domain}")

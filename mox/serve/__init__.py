@@ -1,0 +1,1 @@
+"""``mox serve``: the server process (listeners, ctl socket, config reload, shutdown)."""

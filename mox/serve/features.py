@@ -1,0 +1,51 @@
+"""Which configured features are not built yet, to log once at start (DESIGN.md section 3).
+
+Keep in step with the README's table of what works.
+"""
+
+from __future__ import annotations
+
+from mox.config.load import Config
+from mox.serve.listeners import MAIL_SERVICES, WEB_SERVICES
+
+
+def not_implemented_features(cfg: Config) -> list[str]:
+    """Names of configured features whose implementation comes in a later version."""
+    s, d = cfg.static, cfg.dynamic
+    out: list[str] = []
+    for name, lst in sorted(s.Listeners.items()):
+        mail = [svc for svc in MAIL_SERVICES if getattr(lst, svc).Enabled]
+        if mail:
+            out.append(f"Listeners.{name}: {', '.join(mail)} (ports are opened and answer 'not available yet')")
+        web = [
+            svc
+            for svc in (*WEB_SERVICES, "MetricsHTTP", "PprofHTTP", "AutoconfigHTTPS", "MTASTSHTTPS", "WebserverHTTP", "WebserverHTTPS")
+            if getattr(lst, svc).Enabled
+        ]
+        if web:
+            out.append(f"Listeners.{name}: {', '.join(web)} (ports are opened and answer 503)")
+        if lst.TLS is not None and lst.TLS.ACME:
+            out.append(f"Listeners.{name}.TLS.ACME (automatic TLS)")
+        if lst.SMTP.DNSBLs:
+            out.append(f"Listeners.{name}.SMTP.DNSBLs")
+    checks = [
+        (bool(s.ACME), "ACME"),
+        (s.CheckUpdates, "CheckUpdates"),
+        (bool(s.HostTLSRPT.Account), "HostTLSRPT"),
+        (bool(s.Transports), "Transports"),
+        (not s.NoOutgoingDMARCReports, "outgoing DMARC reports"),
+        (not s.NoOutgoingTLSReports, "outgoing TLS reports"),
+        (bool(d.Routes), "Routes"),
+        (bool(d.WebHandlers), "WebHandlers"),
+        (bool(d.WebDomainRedirects), "WebDomainRedirects"),
+        (bool(d.MonitorDNSBLs), "MonitorDNSBLs"),
+        (any(dom.DKIM.Sign for dom in d.Domains.values()), "Domains.*.DKIM (signing)"),
+        (any(dom.MTASTS for dom in d.Domains.values()), "Domains.*.MTASTS"),
+        (any(dom.DMARC or dom.TLSRPT for dom in d.Domains.values()), "Domains.*.DMARC/TLSRPT (incoming reports)"),
+        (any(dom.Aliases for dom in d.Domains.values()), "Domains.*.Aliases"),
+        (any(a.JunkFilter for a in d.Accounts.values()), "Accounts.*.JunkFilter"),
+        (any(a.OutgoingWebhook or a.IncomingWebhook for a in d.Accounts.values()), "Accounts.*.Webhooks"),
+        (any(a.Routes for a in d.Accounts.values()), "Accounts.*.Routes"),
+    ]
+    out += [name for cond, name in checks if cond]
+    return out

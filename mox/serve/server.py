@@ -1,0 +1,346 @@
+"""``mox serve``: one process, one event loop, every listener in it (DESIGN.md section 2).
+
+Start-up: load and validate the config, configure logging, create the data
+directory, open every listening socket (any failure: one clear line, exit
+status 1), start the ctl socket, write the pid file, and watch domains.conf
+for changes. Shutdown (SIGTERM, SIGINT or ``mox stop``): stop accepting, give
+connections up to :data:`SHUTDOWN_GRACE` seconds, cancel the rest, close the
+ctl socket and remove the pid file.
+
+Protocol handlers are looked up in :data:`mox.serve.services.HANDLERS` by
+endpoint kind, so the SMTP, IMAP and HTTP servers plug in without changes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from mox import mlog
+from mox.config import edit
+from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
+from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
+from mox.serve import services
+from mox.serve.features import not_implemented_features
+from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpoints, tls_context
+
+# Upstream gives connections 3 seconds to finish at shutdown.
+SHUTDOWN_GRACE = 3.0
+# How often domains.conf is checked for changes: a stat per second is cheap
+# and makes edits take effect "within a few seconds".
+RELOAD_POLL_INTERVAL = 1.0
+
+log = mlog.new("serve")
+
+
+def configure_logging(cfg: Config, loglevel_override: str = "") -> None:
+    """Apply LogLevel and PackageLogLevels (and a -loglevel override) to mlog."""
+    levels: dict[str, mlog.Level | int] = {"": mlog.parse_level(loglevel_override or cfg.static.LogLevel)}
+    for pkg, level in cfg.static.PackageLogLevels.items():
+        levels[pkg] = mlog.parse_level(level)
+    mlog.set_config(levels)
+
+
+class Server:
+    """A running mox instance."""
+
+    def __init__(self, cfg: Config, *, loglevel_override: str = "") -> None:
+        self.cfg = cfg
+        self.loglevel_override = loglevel_override
+        self.stop_requested = asyncio.Event()
+        self.services_stopped = asyncio.Event()
+        self.shutting_down = False
+        self._servers: list[tuple[Endpoint, asyncio.AbstractServer]] = []
+        self._http: list[Any] = []
+        self._conns: set[asyncio.Task[Any]] = set()
+        self._ctl: CtlServer | None = None
+        self._edit_lock = asyncio.Lock()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._dyn_signature = self._domains_signature()
+        self.pid_path = cfg.data_dir / "mox.pid"
+
+    # Start-up
+
+    def _domains_signature(self) -> tuple[int, int, int]:
+        try:
+            st = self.cfg.dynamic_path.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    async def start(self) -> None:
+        """Open listeners and the ctl socket. Raises ListenError or OSError with a clear message."""
+        data_dir = self.cfg.data_dir
+        data_dir.mkdir(mode=0o770, parents=True, exist_ok=True)
+        ctl = CtlServer(data_dir / "ctl", self._ctl_handlers(), log=mlog.new("ctl"))
+        # The ctl socket first: it detects another running instance before we touch its ports.
+        await ctl.start()
+        self._ctl = ctl
+        try:
+            await self._open_listeners()
+        except BaseException:
+            await self._close_listeners()
+            await ctl.close()
+            self._ctl = None
+            raise
+        self.pid_path.write_text(f"{os.getpid()}\n")
+        for feature in not_implemented_features(self.cfg):
+            log.info("configured feature not implemented yet, ignored", feature=feature)
+        self._watch_task = asyncio.create_task(self._watch_domains())
+        log.print("mox started", version=_version(), pid=os.getpid(), listeners=len(self._servers) + len(self._http))
+
+    async def _open_listeners(self) -> None:
+        contexts: dict[str, ssl.SSLContext | None] = {}
+        for ep in plan_endpoints(self.cfg):
+            if ep.listener not in contexts:
+                contexts[ep.listener] = tls_context(self.cfg, ep.listener)
+            ctx = contexts[ep.listener]
+            if ep.tls and ctx is None:
+                # Only possible with ACME-only TLS, which comes with automatic TLS.
+                log.error("no static TLS certificate and ACME is not implemented yet, not listening", endpoint=ep.describe())
+                continue
+            sock = bind_endpoint(ep)
+            try:
+                if ep.kind == "HTTP":
+                    await self._start_http(ep, sock, ctx if ep.tls else None)
+                else:
+                    await self._start_mail(ep, sock, ctx)
+            except BaseException:
+                sock.close()
+                raise
+            log.info("listening", endpoint=ep.describe())
+
+    async def _start_mail(self, ep: Endpoint, sock: socket.socket, ctx: ssl.SSLContext | None) -> None:
+        handler = services.HANDLERS[ep.kind]
+        conn_ctx = services.ConnContext(self, ep, starttls=ctx if not ep.tls else None)
+
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._track(handler(conn_ctx, reader, writer), writer)
+
+        server = await asyncio.start_server(accepted, sock=sock, ssl=ctx if ep.tls else None)
+        self._servers.append((ep, server))
+
+    async def _start_http(self, ep: Endpoint, sock: socket.socket, ctx: ssl.SSLContext | None) -> None:
+        from aiohttp import web
+
+        handler = services.http_handler(self, ep)
+        web_server = web.Server(handler)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(web_server, sock=sock, ssl=ctx)
+        self._servers.append((ep, server))
+        self._http.append(web_server)
+
+    async def _track(self, coro: Awaitable[None], writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        try:
+            await coro
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError) as e:
+            log.debug("connection ended with error", err=str(e))
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:
+            log.errorx("unhandled error in connection", e)
+        finally:
+            self._conns.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    # Reload
+
+    async def _watch_domains(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_POLL_INTERVAL)
+            sig = self._domains_signature()
+            if sig == self._dyn_signature:
+                continue
+            self._dyn_signature = sig
+            async with self._edit_lock:
+                self.reload_domains()
+
+    def reload_domains(self) -> bool:
+        """Load domains.conf again; on errors, log them and keep the current config."""
+        try:
+            new = reload_dynamic(self.cfg)
+        except ConfigErrors as e:
+            for err in e.errors:
+                log.error("domains.conf changed but is invalid, keeping previous config", err=str(err))
+            return False
+        self.cfg = new
+        log.info("domains.conf reloaded", domains=len(new.dynamic.Domains), accounts=len(new.dynamic.Accounts))
+        return True
+
+    # ctl commands
+
+    def _ctl_handlers(self) -> dict[str, Callable[[CtlConn, list[str]], Awaitable[Any]]]:
+        return {
+            "stop": self._ctl_stop,
+            "loglevels": self._ctl_loglevels,
+            "setloglevels": self._ctl_setloglevels,
+            "config account list": self._ctl_account_list,
+            "config account add": self._ctl_edit(lambda cfg, a: edit.account_add(cfg, a[0], a[1]), 2),
+            "config account rm": self._ctl_edit(_account_remove, 1),
+            "config address add": self._ctl_edit(lambda cfg, a: edit.address_add(cfg, a[0], a[1]), 2),
+            "config address rm": self._ctl_edit(lambda cfg, a: edit.address_remove(cfg, a[0]), 1),
+            "config domain add": self._ctl_edit(
+                lambda cfg, a: edit.domain_add(cfg, a[0], a[1], a[2], disabled=a[3] == "true"), 4
+            ),
+            "config domain rm": self._ctl_edit(lambda cfg, a: edit.domain_remove(cfg, a[0]), 1),
+        }
+
+    async def _ctl_stop(self, conn: CtlConn, args: list[str]) -> None:
+        log.info("stop requested through ctl")
+        self.stop_requested.set()
+        await self.services_stopped.wait()
+
+    async def _ctl_loglevels(self, conn: CtlConn, args: list[str]) -> dict[str, str]:
+        return {pkg: str(level) for pkg, level in mlog.get_config().items()}
+
+    async def _ctl_setloglevels(self, conn: CtlConn, args: list[str]) -> None:
+        if len(args) != 2:
+            raise CtlCommandError("expected package and level")
+        pkg, level = args
+        levels: dict[str, mlog.Level | int] = dict(mlog.get_config())
+        if level == "":
+            if pkg == "":
+                raise CtlCommandError("cannot remove the default log level")
+            levels.pop(pkg, None)
+        else:
+            try:
+                levels[pkg] = mlog.parse_level(level)
+            except ValueError as e:
+                raise CtlCommandError(str(e)) from None
+        mlog.set_config(levels)
+        log.print("log level changed", package=pkg or "(default)", level=level or "(removed)")
+
+    async def _ctl_account_list(self, conn: CtlConn, args: list[str]) -> list[str]:
+        return sorted(self.cfg.dynamic.Accounts)
+
+    def _ctl_edit(
+        self, fn: Callable[[Config, list[str]], Config], nargs: int
+    ) -> Callable[[CtlConn, list[str]], Awaitable[None]]:
+        async def handler(conn: CtlConn, args: list[str]) -> None:
+            if len(args) != nargs:
+                raise CtlCommandError(f"expected {nargs} arguments, got {len(args)}")
+            async with self._edit_lock:
+                cfg = self.cfg
+
+                def run() -> Config:
+                    with edit.domains_lock(cfg):
+                        return fn(cfg, args)
+
+                try:
+                    new = await asyncio.to_thread(run)
+                except edit.EditError as e:
+                    raise CtlCommandError(str(e)) from None
+                self.cfg = new
+                self._dyn_signature = self._domains_signature()
+                log.info("domains.conf changed through ctl", cmd=conn.cmd, args=" ".join(args))
+
+        return handler
+
+    # Shutdown
+
+    async def _close_listeners(self) -> None:
+        for _, server in self._servers:
+            server.close()
+        for _, server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 0.1)
+        self._servers.clear()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let connections finish up to SHUTDOWN_GRACE seconds, then cancel them."""
+        self.shutting_down = True
+        log.info("shutting down")
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        for _, server in self._servers:
+            server.close()
+        if self._conns:
+            _, pending = await asyncio.wait(set(self._conns), timeout=SHUTDOWN_GRACE)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+        for web_server in self._http:
+            with contextlib.suppress(Exception):
+                await web_server.shutdown(timeout=SHUTDOWN_GRACE)
+        await self._close_listeners()
+        self.services_stopped.set()
+        # Let a "mox stop" client receive its answer before the ctl socket goes.
+        if self._ctl is not None:
+            for _ in range(50):
+                if self._ctl.active_connections == 0:
+                    break
+                await asyncio.sleep(0.02)
+            await self._ctl.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_path.unlink()
+        log.print("mox stopped")
+
+    async def run(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        try:
+            await self.stop_requested.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.shutdown()
+
+
+def _account_remove(cfg: Config, args: list[str]) -> Config:
+    new = edit.account_remove(cfg, args[0])
+    edit.remove_account_data(new, args[0])
+    return new
+
+
+def _version() -> str:
+    import mox
+
+    return mox.__version__
+
+
+def run_serve(config_path: str | os.PathLike[str], *, loglevel: str = "", pedantic: bool = False) -> int:
+    """Entry point of ``mox serve``: returns the process exit status."""
+    mlog.set_logfmt(True)
+    mlog.install_stdlib_bridge()
+    try:
+        cfg = load_config(Path(config_path))
+    except ConfigErrors as e:
+        for err in e.errors:
+            sys.stderr.write(f"mox: config error: {err}\n")
+        return 1
+    if loglevel:
+        try:
+            mlog.parse_level(loglevel)
+        except ValueError as err:
+            sys.stderr.write(f"mox: {err}\n")
+            return 2
+    if pedantic:
+        cfg.static.Pedantic = True
+    configure_logging(cfg, loglevel)
+    server = Server(cfg, loglevel_override=loglevel)
+    try:
+        asyncio.run(server.run())
+    except ListenError as e:
+        sys.stderr.write(f"mox: {e}\n")
+        return 1
+    except OSError as e:
+        sys.stderr.write(f"mox: {e}\n")
+        return 1
+    return 0
