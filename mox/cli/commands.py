@@ -13,7 +13,7 @@ import mox
 from mox import mlog
 from mox.cli.main import COMMANDS, CommandError, Flag, Invocation, UsageError, command, global_usage
 from mox.config import edit, model, sconf
-from mox.config.load import LOG_LEVELS, Config, ConfigErrors, load_config
+from mox.config.load import LOG_LEVELS, Config, ConfigErrors, load_config, load_data_dir
 from mox.ctl.client import CtlClient, CtlConnectError, CtlError
 
 
@@ -24,13 +24,17 @@ def _load(inv: Invocation) -> Config:
         raise CommandError("loading config:\n" + "\n".join(str(x) for x in e.errors)) from None
 
 
-def _ctl_path(cfg: Config) -> Path:
-    return cfg.data_dir / "ctl"
-
-
-def _connect(cfg: Config) -> CtlClient:
+def _ctl_path(inv: Invocation) -> Path:
+    """The ctl socket, from mox.conf alone (domains.conf may be broken while the server runs)."""
     try:
-        return CtlClient.connect(_ctl_path(cfg))
+        return load_data_dir(inv.opts.config) / "ctl"
+    except ConfigErrors as e:
+        raise CommandError("loading config:\n" + "\n".join(str(x) for x in e.errors)) from None
+
+
+def _connect(inv: Invocation) -> CtlClient:
+    try:
+        return CtlClient.connect(_ctl_path(inv))
     except CtlError as e:
         raise CommandError(str(e)) from None
 
@@ -40,21 +44,21 @@ def _server_running(e: CtlConnectError) -> bool:
     return not (isinstance(cause, OSError) and cause.errno in (errno.ENOENT, errno.ECONNREFUSED))
 
 
-def _ctl_call(cfg: Config, cmd: str, args: list[str]) -> Any:
+def _ctl_call(inv: Invocation, cmd: str, args: list[str]) -> Any:
     try:
-        return _connect(cfg).call(cmd, args)
+        return _connect(inv).call(cmd, args)
     except CtlError as e:
         raise CommandError(str(e)) from None
 
 
 def _edit(inv: Invocation, cmd: str, args: list[str], direct: Callable[[Config], Any]) -> Any:
     """Run a config change through the running server, or directly on the files when none runs."""
-    cfg = _load(inv)
     try:
-        client = CtlClient.connect(_ctl_path(cfg))
+        client = CtlClient.connect(_ctl_path(inv))
     except CtlConnectError as e:
         if _server_running(e):
             raise CommandError(str(e)) from None
+        cfg = _load(inv)
         try:
             with edit.domains_lock(cfg):
                 return direct(cfg)
@@ -172,8 +176,7 @@ While shutting down, new connections are refused. Existing connections get
 up to 3 seconds to finish their transaction.""",
 )
 def cmd_stop(inv: Invocation) -> None:
-    cfg = _load(inv)
-    client = _connect(cfg)
+    client = _connect(inv)
     try:
         client.call("stop", [])
     except CtlError as e:
@@ -194,9 +197,8 @@ override it. Give a package and an empty level to remove the package's level.
 Valid levels: {", ".join(LOG_LEVELS)}.""",
 )
 def cmd_loglevels(inv: Invocation) -> None:
-    cfg = _load(inv)
     if not inv.args:
-        levels = _ctl_call(cfg, "loglevels", [])
+        levels = _ctl_call(inv, "loglevels", [])
         for pkg in sorted(levels):
             print(f"{pkg or '(default)'}: {levels[pkg]}")
         return
@@ -206,18 +208,17 @@ def cmd_loglevels(inv: Invocation) -> None:
         raise CommandError(f"unknown log level {level!r}, expected one of {', '.join(LOG_LEVELS)}")
     if not level and not pkg:
         raise UsageError("an empty level only makes sense with a package")
-    _ctl_call(cfg, "setloglevels", [pkg, level])
+    _ctl_call(inv, "setloglevels", [pkg, level])
 
 
 @command("config account list", help="List all accounts, one per line.")
 def cmd_config_account_list(inv: Invocation) -> None:
-    cfg = _load(inv)
     try:
-        client = CtlClient.connect(_ctl_path(cfg))
+        client = CtlClient.connect(_ctl_path(inv))
     except CtlConnectError as e:
         if _server_running(e):
             raise CommandError(str(e)) from None
-        names = sorted(cfg.dynamic.Accounts)
+        names = sorted(_load(inv).dynamic.Accounts)
     else:
         try:
             names = client.call("config account list", [])

@@ -813,6 +813,17 @@ def _prepare_webhandler(c: _Checker, wp: tuple[str | int, ...], wh: model.WebHan
             c.add((*wp, "WebInternal", "BasePath"), "must start with a slash")
 
 
+def load_data_dir(static_path: str | os.PathLike[str]) -> Path:
+    """The data directory from mox.conf, without validating anything else.
+
+    For commands that only talk to the running server through its ctl socket:
+    they must work even while domains.conf has a bad edit in it.
+    """
+    sp = Path(static_path).absolute()
+    static, _ = parse_static(sp)
+    return config_dir_path(sp, static.DataDir)
+
+
 def load_config(static_path: str | os.PathLike[str], *, check_files: bool = True) -> Config:
     """Load, validate and prepare mox.conf and the domains.conf beside it.
 

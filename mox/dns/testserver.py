@@ -30,10 +30,13 @@ that a lookup did (or did not) go out, and over which transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import os
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -574,3 +577,23 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         response = self.server.answer(data, "udp")
         if response is not None and self.transport is not None:
             self.transport.sendto(response, addr)
+
+
+@contextlib.contextmanager
+def isolated_default_dns() -> Iterator[DNSTestServer]:
+    """Point MOX_DNS (and so the default resolver, also of child processes) at an
+    empty loopback server for the duration: nothing reaches the machine's resolver."""
+    from mox.dns.resolver import set_default_resolver
+
+    with DNSTestServer() as server:
+        old = os.environ.get("MOX_DNS")
+        os.environ["MOX_DNS"] = server.address
+        set_default_resolver(None)
+        try:
+            yield server
+        finally:
+            if old is None:
+                os.environ.pop("MOX_DNS", None)
+            else:
+                os.environ["MOX_DNS"] = old
+            set_default_resolver(None)

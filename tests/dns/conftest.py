@@ -9,13 +9,6 @@ from mox.dns.testserver import DNSTestServer
 
 
 @pytest.fixture
-def dns_server() -> Iterator[DNSTestServer]:
-    """A running loopback DNS server, empty: every name is NXDOMAIN until records are added."""
-    with DNSTestServer() as server:
-        yield server
-
-
-@pytest.fixture
 def resolver(dns_server: DNSTestServer) -> StubResolver:
     """A resolver sending queries only to dns_server, with short timeouts."""
     return dns_server.resolver(timeout=2.0, attempt_timeout=1.0)

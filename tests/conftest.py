@@ -1,0 +1,31 @@
+"""Shared fixtures for unit tests: a loopback DNS server, and a guard so nothing queries the machine's resolver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mox.dns import StubResolver
+from mox.dns.testserver import DNSTestServer, isolated_default_dns
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DNSTestServer]:
+    """A running loopback DNS server, empty: every name is NXDOMAIN until records are added."""
+    with DNSTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def dns_resolver(dns_server: DNSTestServer) -> StubResolver:
+    """A resolver sending queries only to dns_server, with short timeouts."""
+    return dns_server.resolver(timeout=2.0, attempt_timeout=1.0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_system_dns() -> Iterator[None]:
+    """Code that falls back to the default resolver queries an empty loopback
+    server (NXDOMAIN for everything), never the machine's resolver."""
+    with isolated_default_dns():
+        yield
