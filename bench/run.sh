@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ and appends its JSON lines to bench/results/<UTC date>.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y-%m-%d).jsonl"
+"$PY" bench/config_load.py --accounts 2000 --domains 20 | tee -a "$out"
+"$PY" bench/ctl_stream.py --size-mb 200 | tee -a "$out"
+echo "results appended to $out"
