@@ -21,6 +21,7 @@ from pathlib import Path
 from mox.config import keys, model
 from mox.config.load import (
     Config,
+    ConfigErrors,
     canonical_localpart,
     dynamic_text,
     parse_dynamic,
@@ -61,8 +62,12 @@ def apply(cfg: Config, change: Callable[[model.Dynamic], None]) -> Config:
     """
     dyn = _fresh_copy(cfg)
     change(dyn)
-    text = dynamic_text(dyn)
-    new_dyn, lines = parse_dynamic(cfg.dynamic_path, text)
+    try:
+        text = dynamic_text(dyn)
+        new_dyn, lines = parse_dynamic(cfg.dynamic_path, text)
+    except (ValueError, ConfigErrors) as e:
+        # E.g. removing the last domain: domains.conf needs at least one.
+        raise EditError(f"change cannot be written to domains.conf: {e}") from None
     dests, errs = prepare_dynamic(new_dyn, lines, cfg.dynamic_path, cfg.static)
     if errs:
         raise EditError("change would make the config invalid: " + "; ".join(f"{e.path}: {e.message}" for e in errs))

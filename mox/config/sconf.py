@@ -30,6 +30,7 @@ Errors are :class:`SconfError`, rendered as ``file:line: Path.To.Field: message`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import textwrap
 import types
@@ -99,15 +100,27 @@ def parse_duration(s: str) -> Duration:
         m = _DURATION_PART.match(s, pos)
         if m is None or (m.group(1) == "" and (m.group(2) is None or m.group(2) == ".")):
             raise ValueError(f"invalid duration {orig!r}: expected number followed by unit (ns, us, ms, s, m, h)")
+        if len(m.group(1).lstrip("0")) > 19:
+            # More digits than any int64 has (and more than int() converts).
+            raise ValueError(f"invalid duration {orig!r}: out of range")
         whole = int(m.group(1) or "0")
         unit = _DURATION_UNITS[m.group(3)]
         frac = m.group(2)
         total += whole * unit
         if frac and len(frac) > 1:
-            digits = frac[1:]
-            total += int(digits) * unit // (10 ** len(digits))
+            # As Go's leadingFraction: digits beyond what an int64 holds do not
+            # count, and the float64 arithmetic gives Go's nanoseconds (e.g.
+            # "0.3333333333333333333h" is exactly 20m).
+            f, scale = 0, 1.0
+            for ch in frac[1:]:
+                if f > INT_MAX // 10 or f * 10 + int(ch) > INT_MAX + 1:
+                    break
+                f = f * 10 + int(ch)
+                scale *= 10
+            total += int(float(f) * (unit / scale))
         pos = m.end()
-    if total > INT_MAX:
+    # As in Go, -2**63 (the smallest int64) is allowed, +2**63 is not.
+    if total > (INT_MAX + 1 if neg else INT_MAX):
         raise ValueError(f"invalid duration {orig!r}: out of range")
     return Duration(-total if neg else total)
 
@@ -331,7 +344,10 @@ class _Parser:
     def indent(self, path: Path, what: str) -> None:
         self.prefix += "\t"
         if not self.next():
-            self.fail(path, f"expected {what} on lines below, indented with one more tab")
+            hint = ""
+            if self.current is not None and self.current[len(self.prefix) - 1 :].startswith(" "):
+                hint = " (this line is indented with spaces)"
+            self.fail(path, f"expected {what} on lines below, indented with one more tab{hint}")
 
     def unindent(self) -> None:
         self.prefix = self.prefix[:-1]
@@ -373,6 +389,9 @@ class _Parser:
         if tp is int:
             if not re.fullmatch(r"[+-]?[0-9]+", s):
                 self.fail(path, f"expected an integer, not {s!r}")
+            if len(s.lstrip("+-0")) > 19:
+                # Checked before int(), which refuses strings of thousands of digits.
+                self.fail(path, f"integer {s if len(s) <= 30 else s[:30] + '...'} out of range")
             v = int(s)
             if not INT_MIN <= v <= INT_MAX:
                 self.fail(path, f"integer {s} out of range")
@@ -520,6 +539,20 @@ def _is_empty_struct(value: Any) -> bool:
     return all(f.optional and _is_zero(getattr(value, f.name)) for f in fields_of(type(value)))
 
 
+@functools.lru_cache(maxsize=4096)
+def _doc_comment(doc: str, optional: bool, prefix: str) -> str:
+    """A field's documentation as wrapped comment lines (cached: files repeat the same fields often)."""
+    text = doc
+    if optional:
+        text = (text + " " if text else "") + "(optional)"
+    out = []
+    for paragraph in text.split("\n"):
+        lines = textwrap.wrap(paragraph, DOC_WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
+        for line in lines:
+            out.append(f"{prefix}# {line}".rstrip() + "\n")
+    return "".join(out)
+
+
 class _Writer:
     def __init__(self, docs: bool, keep_zero: bool) -> None:
         self.docs = docs
@@ -530,15 +563,9 @@ class _Writer:
     def write_doc(self, doc: str, optional: bool) -> None:
         if not doc and not optional:
             return
-        text = doc
-        if optional:
-            text = (text + " " if text else "") + "(optional)"
         if self.out:
             self.out.append("\n")
-        for paragraph in text.split("\n"):
-            lines = textwrap.wrap(paragraph, DOC_WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
-            for line in lines:
-                self.out.append(f"{self.prefix}# {line}".rstrip() + "\n")
+        self.out.append(_doc_comment(doc, optional, self.prefix))
 
     def struct(self, value: Any) -> None:
         for spec in fields_of(type(value)):
@@ -577,7 +604,10 @@ class _Writer:
             inner_elem = _unwrap_optional(elem)[0]
             entries = value
             if not entries:
-                entries = {"x": zero_value(elem)} if self.keep_zero else {}
+                if not self.keep_zero:
+                    # Upstream's parser wants at least one indented entry.
+                    raise ValueError(f"{path_string(path)}: a required map cannot be empty")
+                entries = {"x": zero_value(elem)}
             for key in sorted(entries):
                 self.check_key(key, path)
                 v = entries[key]
@@ -586,10 +616,16 @@ class _Writer:
                     if v is None or _is_empty_struct(v):
                         self.out.append(" nil\n")
                         continue
+                if not self.keep_zero and inner_elem is str and v == "nil":
+                    # A map value nil is read back as the zero value, the empty string.
+                    raise ValueError(f"{path_string((*path, key))}: the map value 'nil' cannot be written in sconf")
                 self.value(elem, v, (*path, key))
             self.prefix = self.prefix[:-1]
             return
         if dataclasses.is_dataclass(tp):
+            if not self.keep_zero and _is_empty_struct(value):
+                # It would write no indented lines, which the parser refuses.
+                raise ValueError(f"{path_string(path)}: a struct without any field set cannot be written here")
             self.out.append("\n")
             self.prefix += "\t"
             self.struct(value)
@@ -598,7 +634,9 @@ class _Writer:
         self.out.append(" " + self.scalar(tp, value, path) + "\n")
 
     def check_key(self, key: str, path: Path) -> None:
-        if key == "" or ":" in key or "\n" in key or "\r" in key or key.startswith((" ", "\t", "#", "-")):
+        if key == "" or ":" in key or "\n" in key or "\r" in key or key.startswith((" ", "\t")) or key.lstrip().startswith("#"):
+            # A line whose first non-whitespace character is '#' is a comment. A
+            # leading '-' is fine: maps are read by type, '-' only marks list items.
             raise ValueError(f"{path_string(path)}: map key {key!r} cannot be written in sconf")
 
     def scalar(self, tp: Any, value: Any, path: Path) -> str:
@@ -628,7 +666,8 @@ def write(value: Any, *, docs: bool = True, header: str = "") -> str:
 
     Raises:
         ValueError: a value cannot be represented (multi-line string, empty
-            required list, unwritable map key).
+            required list or map, unwritable map key, map value "nil", a
+            struct without any field set where no "nil" is possible).
     """
     w = _Writer(docs=docs, keep_zero=False)
     if header:
