@@ -678,7 +678,7 @@ def _prepare_account(
                 c.add(dp, f"invalid catchall domain {addr_name[1:]!r}: {e}", display=shown)
                 continue
             if d.name not in dyn.Domains:
-                c.add(dp, f"unknown domain {d.name!r}", display=shown)
+                c.add(dp, f'unknown domain "{d.name}"', display=shown)
                 continue
             key = "@" + d.name
             if key in dests:
