@@ -98,7 +98,7 @@ CASES: list[tuple[str, Change, Change, str, int, str, str]] = [
      ("\t\tRejectsMailbox: Rejects\n", "\t\tRejectsMailbox: Rejects\n\t\tRoutes:\n\t\t\t-\n\t\t\t\tTransport: nosuch\n"),
      "domains.conf", 19, "Accounts.mjl.Routes[0].Transport", "undefined transport 'nosuch'"),
     ("catchall-unknown-domain", None, ("mjl@example.com: nil", "mjl@example.com: nil\n\t\t\t@exmple.com: nil"), "domains.conf", 16,
-     "Accounts.mjl.Destinations", "unknown domain 'exmple.com'"),
+     "Accounts.mjl.Destinations", 'unknown domain "exmple.com"'),
     ("invalid-ruleset-regexp", None,
      ("mjl@example.com: nil", "mjl@example.com:\n\t\t\t\tRulesets:\n\t\t\t\t\t-\n\t\t\t\t\t\tSMTPMailFromRegexp: (unclosed\n\t\t\t\t\t\tMailbox: Lists"),
      "domains.conf", 18, "Accounts.mjl.Destinations.mjl@example.com.Rulesets[0].SMTPMailFromRegexp", "invalid regular expression '(unclosed'"),
