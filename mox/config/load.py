@@ -23,6 +23,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -181,18 +182,26 @@ def check_tls_keycert(cert_file: Path, key_file: Path) -> None:
         raise ValueError(f"reading certificate or key: {e}") from None
 
 
-def parse_static(path: Path) -> tuple[model.Static, LineMap]:
-    """Parse mox.conf without validation."""
+_T = TypeVar("_T")
+
+
+def _parse_file(cls: type[_T], path: Path, text: str | None, missing: str) -> tuple[_T, LineMap]:
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigErrors([SconfError(str(path), 0, "", missing)]) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigErrors([SconfError(str(path), 0, "", f"reading config file: {e}")]) from None
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigErrors([SconfError(str(path), 0, "", "config file does not exist (use -config or set MOXCONF)")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigErrors([SconfError(str(path), 0, "", f"reading config file: {e}")]) from None
-    try:
-        return sconf.parse(model.Static, text, path.name)
+        return sconf.parse(cls, text, path.name)
     except SconfError as e:
         raise ConfigErrors([e]) from None
+
+
+def parse_static(path: Path) -> tuple[model.Static, LineMap]:
+    """Parse mox.conf without validation."""
+    return _parse_file(model.Static, path, None, "config file does not exist (use -config or set MOXCONF)")
 
 
 def prepare_static(static: model.Static, lines: LineMap, path: Path, *, check_files: bool = True) -> list[SconfError]:
@@ -404,18 +413,8 @@ def _prepare_listener(c: _Checker, static: model.Static, name: str, lst: model.L
 
 
 def parse_dynamic(path: Path, text: str | None = None) -> tuple[model.Dynamic, LineMap]:
-    """Parse domains.conf without validation."""
-    if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigErrors([SconfError(str(path), 0, "", "domains config file does not exist")]) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigErrors([SconfError(str(path), 0, "", f"reading domains config file: {e}")]) from None
-    try:
-        return sconf.parse(model.Dynamic, text, path.name)
-    except SconfError as e:
-        raise ConfigErrors([e]) from None
+    """Parse domains.conf (or text given for it) without validation."""
+    return _parse_file(model.Dynamic, path, text, "domains config file does not exist")
 
 
 def prepare_dynamic(

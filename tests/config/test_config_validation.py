@@ -221,7 +221,8 @@ def test_file_that_is_not_utf8_is_an_error_not_a_crash(make_config_dir: Callable
     cd = make_config_dir()
     cd.domains_conf.write_bytes(b"Domains:\n\t\xff\xfe: nil\n")
     errors = load_errors(cd)
-    assert "reading domains config file" in errors[0].message
+    assert errors[0].filename.endswith("domains.conf")
+    assert "reading config file" in errors[0].message
 
 
 def test_reload_dynamic_keeps_validating(make_config_dir: Callable[..., Any], base_domains_conf: str) -> None:
