@@ -312,7 +312,10 @@ def cmd_config_domain_add(inv: Invocation) -> None:
     disabled = bool(inv.flags["disabled"])
     args = [domain, account, localpart, "true" if disabled else "false"]
     _edit(inv, "config domain add", args, lambda cfg: edit.domain_add(cfg, domain, account, localpart, disabled=disabled))
-    print(f"domain added, remember to add dns records, see:\n\nmox config dnsrecords {domain}\nmox config dnscheck {domain}")
+    print(
+        f"domain added, remember to add DNS records for {domain}: MX, SPF, DKIM (selectors in domains.conf), DMARC\n"
+        "(printing them with 'mox config dnsrecords' comes in a later version)"
+    )
 
 
 @command(
