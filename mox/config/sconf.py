@@ -673,7 +673,8 @@ def write(value: Any, *, docs: bool = True, header: str = "") -> str:
     if header:
         for line in header.split("\n"):
             w.out.append(f"# {line}".rstrip() + "\n")
-        w.out.append("\n")
+        if not docs:
+            w.out.append("\n")  # with docs, the first field's comment starts with a blank line
     w.struct(value)
     return "".join(w.out)
 
