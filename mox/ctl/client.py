@@ -54,6 +54,7 @@ from mox.ctl.protocol import (
     encode_abort,
     encode_json,
     frame_name,
+    split_chunks,
     write_all,
 )
 
@@ -455,10 +456,4 @@ def _source_chunks(source: ClientStreamSource, chunk_size: int) -> Iterator[byte
             yield data
         return
     for data in source:
-        if len(data) <= chunk_size:
-            if data:
-                yield data
-            continue
-        dview = memoryview(data)
-        for i in range(0, len(data), chunk_size):
-            yield dview[i : i + chunk_size]
+        yield from split_chunks(data, chunk_size)

@@ -98,6 +98,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
@@ -512,3 +513,14 @@ class SendWindow:
                 self.peer_abort = message
             case _:
                 raise ProtocolError(f"unexpected {frame_name(frame)} frame during data stream, expected ack")
+
+
+def split_chunks(data: bytes | bytearray | memoryview, chunk_size: int) -> Iterator[bytes | bytearray | memoryview]:
+    """Pieces of at most chunk_size bytes (views, no copies); nothing for empty data."""
+    if len(data) <= chunk_size:
+        if data:
+            yield data
+        return
+    view = memoryview(data)
+    for i in range(0, len(data), chunk_size):
+        yield view[i : i + chunk_size]

@@ -49,6 +49,7 @@ from mox.ctl.protocol import (
     encode_json,
     encode_ok,
     frame_name,
+    split_chunks,
     write_all,
 )
 
@@ -377,22 +378,12 @@ async def _source_chunks(source: StreamSource, chunk_size: int) -> AsyncGenerato
         return
     if isinstance(source, AsyncIterable):
         async for item in source:
-            for piece in _split(item, chunk_size):
+            for piece in split_chunks(item, chunk_size):
                 yield piece
     else:
         for item in source:
-            for piece in _split(item, chunk_size):
+            for piece in split_chunks(item, chunk_size):
                 yield piece
-
-
-def _split(data: BytesLike, chunk_size: int) -> Iterable[BytesLike]:
-    if len(data) <= chunk_size:
-        if data:
-            yield data
-        return
-    view = memoryview(data)
-    for i in range(0, len(data), chunk_size):
-        yield view[i : i + chunk_size]
 
 
 class CtlServer:
