@@ -1,0 +1,940 @@
+"""An account's message store: SQLite (WAL) metadata plus one file per message (DESIGN.md section 4).
+
+Layout under ``<DataDir>/accounts/<name>/``: ``index.db`` (metadata),
+``msg/<id/4096 in hex>/<id>`` (message files, written once, never changed),
+``tmp/`` (files being delivered).
+
+All database work runs on one thread per account (the event loop never
+waits on SQLite); each public method is one transaction. Durability: a
+message file is written and fsynced in ``tmp/``, renamed into ``msg/`` inside
+the transaction that inserts its row, the directory is fsynced, then the
+transaction commits; only then does the caller get the message back (and
+may acknowledge it). A crash before commit leaves only a file without a row,
+removed at the next open (orphan cleanup). Deliveries that arrive while a
+transaction runs are committed together in the next one (group commit).
+
+Changes are published after commit, in commit order, on the account's
+:class:`~mox.store.events.ChangeBus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mox import mlog
+from mox.store import events as ev
+from mox.store.model import (
+    DEFAULT_SPECIAL_MAILBOXES,
+    Flags,
+    Mailbox,
+    MailboxCounts,
+    MailboxExists,
+    MailboxNotFound,
+    Message,
+    QuotaExceeded,
+    SMTPContext,
+    SpecialUse,
+    StoreError,
+    check_mailbox_name,
+    parent_mailbox_name,
+)
+
+log = mlog.new("store")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+# Deliveries committed in one transaction at most; more wait for the next.
+GROUP_COMMIT_MAX = 256
+# RFC 5256 has no window for subject-only threading; upstream uses 4 weeks.
+THREAD_SUBJECT_WINDOW = 28 * 24 * 3600
+
+# Tests set this (mox.store.account.CHECK_ON_CLOSE = True) so every account
+# close recomputes counts and fails on a mismatch.
+CHECK_ON_CLOSE = False
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE mailbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    parent_id INTEGER,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL,
+    special_use TEXT,
+    keywords TEXT NOT NULL DEFAULT '[]',
+    modseq INTEGER NOT NULL,
+    createseq INTEGER NOT NULL,
+    total INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    unread INTEGER NOT NULL DEFAULT 0,
+    unseen INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE subscription (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE message (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    createseq INTEGER NOT NULL,
+    expunged INTEGER NOT NULL DEFAULT 0,
+    received REAL NOT NULL,
+    savedate REAL NOT NULL,
+    size INTEGER NOT NULL,
+    flags INTEGER NOT NULL DEFAULT 0,
+    keywords TEXT NOT NULL DEFAULT '[]',
+    message_id TEXT NOT NULL DEFAULT '',
+    subject_base TEXT NOT NULL DEFAULT '',
+    thread_id INTEGER NOT NULL DEFAULT 0,
+    thread_parent_ids TEXT NOT NULL DEFAULT '[]',
+    thread_missing_link INTEGER NOT NULL DEFAULT 0,
+    thread_muted INTEGER NOT NULL DEFAULT 0,
+    thread_collapsed INTEGER NOT NULL DEFAULT 0,
+    smtp TEXT NOT NULL DEFAULT '{}',
+    parsed TEXT NOT NULL DEFAULT '',
+    UNIQUE (mailbox_id, uid)
+);
+CREATE INDEX message_mailbox_modseq ON message (mailbox_id, modseq);
+CREATE INDEX message_message_id ON message (message_id) WHERE message_id != '';
+CREATE INDEX message_subject_received ON message (subject_base, received) WHERE subject_base != '';
+CREATE INDEX message_thread ON message (thread_id);
+CREATE TABLE password (id INTEGER PRIMARY KEY CHECK (id = 1), secrets TEXT NOT NULL);
+"""
+
+_MESSAGE_COLUMNS = (
+    "id, mailbox_id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords, message_id, "
+    "subject_base, thread_id, thread_parent_ids, thread_missing_link, thread_muted, thread_collapsed, smtp"
+)
+
+
+def _message_from_row(r: tuple[Any, ...]) -> Message:
+    smtp = json.loads(r[18])
+    return Message(
+        id=r[0],
+        mailbox_id=r[1],
+        uid=r[2],
+        modseq=r[3],
+        createseq=r[4],
+        expunged=bool(r[5]),
+        received=r[6],
+        savedate=r[7],
+        size=r[8],
+        flags=Flags(r[9]),
+        keywords=json.loads(r[10]),
+        message_id=r[11],
+        subject_base=r[12],
+        thread_id=r[13],
+        thread_parent_ids=json.loads(r[14]),
+        thread_missing_link=bool(r[15]),
+        thread_muted=bool(r[16]),
+        thread_collapsed=bool(r[17]),
+        smtp=SMTPContext(**smtp),
+    )
+
+
+_MAILBOX_COLUMNS = "id, name, parent_id, uidvalidity, uidnext, special_use, keywords, modseq, createseq, total, deleted, unread, unseen, size"
+
+
+def _mailbox_from_row(r: tuple[Any, ...]) -> Mailbox:
+    return Mailbox(
+        id=r[0],
+        name=r[1],
+        parent_id=r[2],
+        uidvalidity=r[3],
+        uidnext=r[4],
+        special_use=SpecialUse(r[5]) if r[5] else None,
+        keywords=json.loads(r[6]),
+        modseq=r[7],
+        createseq=r[8],
+        counts=MailboxCounts(r[9], r[10], r[11], r[12], r[13]),
+    )
+
+
+@dataclass
+class MessageInfo:
+    """What delivery needs to know of a message, derived from its headers (see mox.store.deliver)."""
+
+    message_id: str = ""
+    subject_base: str = ""
+    is_response: bool = False
+    referenced_ids: list[str] = field(default_factory=list)  # root first, immediate parent last
+    parsed_json: str = ""
+
+
+@dataclass
+class _PendingAdd:
+    mailbox: str
+    tmp_path: Path
+    size: int
+    flags: Flags
+    keywords: list[str]
+    received: float
+    info: MessageInfo
+    smtp: SMTPContext
+    create_mailbox: bool
+    future: asyncio.Future[Message]
+
+
+class Account:
+    """One account's store. Get it with :func:`open_account`; close with :meth:`close`."""
+
+    def __init__(self, name: str, directory: Path, quota: int, initial_mailboxes: list[tuple[str, SpecialUse | None]]) -> None:
+        self.name = name
+        self.dir = directory
+        self.quota = quota  # total bytes of message files; <= 0 means unlimited
+        self.bus = ev.ChangeBus()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{name}")
+        self._conn: sqlite3.Connection | None = None
+        self._initial_mailboxes = initial_mailboxes
+        self._pending: list[_PendingAdd] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._refs = 0
+        self._made_dirs: set[Path] = set()
+        self._lock = threading.Lock()
+
+    # Low level
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        assert self._conn is not None, "account not open"
+        return self._conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def _next_modseq(self, c: sqlite3.Connection) -> int:
+        (v,) = c.execute("UPDATE meta SET value = value + 1 WHERE key = 'modseq' RETURNING value").fetchone()
+        return int(v)
+
+    def _next_uidvalidity(self, c: sqlite3.Connection) -> int:
+        (v,) = c.execute("UPDATE meta SET value = value + 1 WHERE key = 'uidvalidity' RETURNING value").fetchone()
+        return int(v)
+
+    def message_path(self, message_id: int) -> Path:
+        return self.dir / "msg" / format(message_id >> 12, "x") / str(message_id)
+
+    # Opening
+
+    def _open_sync(self) -> None:
+        self.dir.mkdir(mode=0o770, parents=True, exist_ok=True)
+        (self.dir / "msg").mkdir(mode=0o770, exist_ok=True)
+        tmp = self.dir / "tmp"
+        tmp.mkdir(mode=0o770, exist_ok=True)
+        # Files in tmp/ are deliveries that never committed.
+        for p in tmp.iterdir():
+            with contextlib.suppress(OSError):
+                p.unlink()
+        c = sqlite3.connect(self.dir / "index.db", isolation_level=None, check_same_thread=False)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=FULL")
+        c.execute("PRAGMA foreign_keys=OFF")
+        self._conn = c
+        have = c.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if have is None:
+            self._init_schema()
+        else:
+            (version,) = c.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if int(version) > SCHEMA_VERSION:
+                raise StoreError(f"account {self.name}: database schema {version} is newer than this moxmail ({SCHEMA_VERSION})")
+        removed = self._remove_orphans()
+        if removed:
+            log.info("removed message files without database record", account=self.name, count=removed)
+
+    def _init_schema(self) -> None:
+        with self._tx() as c:
+            # executescript would commit; run the statements inside our transaction.
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+            c.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("schema", SCHEMA_VERSION), ("modseq", 1), ("uidvalidity", 0)],
+            )
+            modseq = self._next_modseq(c)
+            for name, su in [("Inbox", None), *self._initial_mailboxes]:
+                self._mailbox_create_tx(c, name, su, modseq, subscribe=True, changes=[])
+
+    def _remove_orphans(self) -> int:
+        ids = {r[0] for r in self.conn.execute("SELECT id FROM message WHERE expunged = 0")}
+        removed = 0
+        msg = self.dir / "msg"
+        for d in msg.iterdir():
+            if not d.is_dir():
+                continue
+            for f in d.iterdir():
+                try:
+                    mid = int(f.name)
+                except ValueError:
+                    continue
+                if mid not in ids:
+                    with contextlib.suppress(OSError):
+                        f.unlink()
+                        removed += 1
+        return removed
+
+    def _close_sync(self, check: bool) -> None:
+        try:
+            if check and self._conn is not None:
+                self._check_consistency_sync()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # Mailboxes
+
+    def _mailbox_by_name(self, c: sqlite3.Connection, name: str) -> Mailbox | None:
+        r = c.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox WHERE name = ?", (name,)).fetchone()
+        return _mailbox_from_row(r) if r else None
+
+    def _mailbox_create_tx(
+        self, c: sqlite3.Connection, name: str, special_use: SpecialUse | None, modseq: int, subscribe: bool, changes: list[ev.Change]
+    ) -> Mailbox:
+        """Create a mailbox and any missing parents."""
+        parent_id = None
+        parts = name.split("/")
+        for i in range(1, len(parts) + 1):
+            n = "/".join(parts[:i])
+            mb = self._mailbox_by_name(c, n)
+            if mb is not None:
+                parent_id = mb.id
+                if i == len(parts):
+                    return mb
+                continue
+            su = special_use if i == len(parts) else None
+            uv = self._next_uidvalidity(c)
+            (mid,) = c.execute(
+                "INSERT INTO mailbox (name, parent_id, uidvalidity, uidnext, special_use, modseq, createseq) "
+                "VALUES (?, ?, ?, 1, ?, ?, ?) RETURNING id",
+                (n, parent_id, uv, su.value if su else None, modseq, modseq),
+            ).fetchone()
+            parent_id = mid
+            changes.append(ev.MailboxAdded(mid, n, su))
+            if subscribe and c.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (n,)).rowcount:
+                changes.append(ev.SubscriptionAdded(n))
+        mb = self._mailbox_by_name(c, name)
+        assert mb is not None
+        return mb
+
+    async def mailboxes(self) -> list[Mailbox]:
+        """All mailboxes, ordered by name."""
+
+        def run() -> list[Mailbox]:
+            return [_mailbox_from_row(r) for r in self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox ORDER BY name")]
+
+        return await self._db(run)
+
+    async def mailbox(self, name: str) -> Mailbox:
+        def run() -> Mailbox:
+            mb = self._mailbox_by_name(self.conn, check_mailbox_name(name))
+            if mb is None:
+                raise MailboxNotFound(f"mailbox {name!r} does not exist")
+            return mb
+
+        return await self._db(run)
+
+    async def mailbox_create(self, name: str, special_use: SpecialUse | None = None, subscribe: bool = True, source: object = None) -> Mailbox:
+        name = check_mailbox_name(name, allow_inbox=False)
+
+        def run() -> Mailbox:
+            changes: list[ev.Change] = []
+            with self._tx() as c:
+                if self._mailbox_by_name(c, name) is not None:
+                    raise MailboxExists(f"mailbox {name!r} already exists")
+                mb = self._mailbox_create_tx(c, name, special_use, self._next_modseq(c), subscribe, changes)
+            self.bus.publish(ev.Batch(tuple(changes), source))
+            return mb
+
+        return await self._db(run)
+
+    async def mailbox_rename(self, old: str, new: str, source: object = None) -> None:
+        """Rename a mailbox and its children; new parents are created. Inbox cannot be renamed here."""
+        old = check_mailbox_name(old, allow_inbox=False)
+        new = check_mailbox_name(new, allow_inbox=False)
+
+        def run() -> None:
+            changes: list[ev.Change] = []
+            with self._tx() as c:
+                mb = self._mailbox_by_name(c, old)
+                if mb is None:
+                    raise MailboxNotFound(f"mailbox {old!r} does not exist")
+                if self._mailbox_by_name(c, new) is not None:
+                    raise MailboxExists(f"mailbox {new!r} already exists")
+                if new.startswith(old + "/"):
+                    raise StoreError("cannot rename a mailbox to a child of itself")
+                modseq = self._next_modseq(c)
+                parent = parent_mailbox_name(new)
+                parent_id = self._mailbox_create_tx(c, parent, None, modseq, True, changes).id if parent else None
+                rows = c.execute("SELECT id, name FROM mailbox WHERE name = ? OR name LIKE ? ESCAPE '\\'", (old, _like_prefix(old + "/"))).fetchall()
+                for mid, n in rows:
+                    nn = new + n[len(old):]
+                    # A renamed mailbox gets a new UIDVALIDITY, as upstream (RFC 9051 section 6.3.6 allows keeping it).
+                    c.execute("UPDATE mailbox SET name = ?, modseq = ? WHERE id = ?", (nn, modseq, mid))
+                    changes.append(ev.MailboxRenamed(mid, n, nn))
+                c.execute("UPDATE mailbox SET parent_id = ? WHERE id = ?", (parent_id, mb.id))
+            self.bus.publish(ev.Batch(tuple(changes), source))
+
+        await self._db(run)
+
+    async def mailbox_delete(self, name: str, source: object = None) -> None:
+        """Delete a mailbox without children, with its messages."""
+        name = check_mailbox_name(name, allow_inbox=False)
+
+        def run() -> list[int]:
+            changes: list[ev.Change] = []
+            with self._tx() as c:
+                mb = self._mailbox_by_name(c, name)
+                if mb is None:
+                    raise MailboxNotFound(f"mailbox {name!r} does not exist")
+                if c.execute("SELECT 1 FROM mailbox WHERE parent_id = ? LIMIT 1", (mb.id,)).fetchone():
+                    raise StoreError(f"mailbox {name!r} has child mailboxes, delete them first")
+                ids = [r[0] for r in c.execute("SELECT id FROM message WHERE mailbox_id = ? AND expunged = 0", (mb.id,))]
+                c.execute("DELETE FROM message WHERE mailbox_id = ?", (mb.id,))
+                c.execute("DELETE FROM mailbox WHERE id = ?", (mb.id,))
+                self._next_modseq(c)
+                changes.append(ev.MailboxRemoved(mb.id, name))
+            self.bus.publish(ev.Batch(tuple(changes), source))
+            return ids
+
+        for mid in await self._db(run):
+            with contextlib.suppress(FileNotFoundError):
+                self.message_path(mid).unlink()
+
+    async def subscribe(self, name: str, subscribed: bool = True, source: object = None) -> None:
+        """Add or remove a subscription; the mailbox need not exist (RFC 9051 section 6.3.7)."""
+        name = check_mailbox_name(name)
+
+        def run() -> None:
+            with self._tx() as c:
+                if subscribed:
+                    n = c.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (name,)).rowcount
+                    change: ev.Change = ev.SubscriptionAdded(name)
+                else:
+                    n = c.execute("DELETE FROM subscription WHERE name = ?", (name,)).rowcount
+                    change = ev.SubscriptionRemoved(name)
+            if n:
+                self.bus.publish(ev.Batch((change,), source))
+
+        await self._db(run)
+
+    async def subscriptions(self) -> list[str]:
+        return await self._db(lambda: [r[0] for r in self.conn.execute("SELECT name FROM subscription ORDER BY name")])
+
+    async def set_special_use(self, name: str, special_use: SpecialUse | None, source: object = None) -> None:
+        """Give a mailbox a special-use role, taking it from any other mailbox that had it."""
+        name = check_mailbox_name(name)
+
+        def run() -> None:
+            changes: list[ev.Change] = []
+            with self._tx() as c:
+                mb = self._mailbox_by_name(c, name)
+                if mb is None:
+                    raise MailboxNotFound(f"mailbox {name!r} does not exist")
+                if special_use is not None:
+                    for mid, n in c.execute("SELECT id, name FROM mailbox WHERE special_use = ? AND id != ?", (special_use.value, mb.id)).fetchall():
+                        c.execute("UPDATE mailbox SET special_use = NULL WHERE id = ?", (mid,))
+                        changes.append(ev.MailboxSpecialUse(mid, n, None))
+                c.execute("UPDATE mailbox SET special_use = ? WHERE id = ?", (special_use.value if special_use else None, mb.id))
+                changes.append(ev.MailboxSpecialUse(mb.id, name, special_use))
+            self.bus.publish(ev.Batch(tuple(changes), source))
+
+        await self._db(run)
+
+    # Messages
+
+    async def add_message(
+        self,
+        mailbox: str,
+        data: bytes,
+        *,
+        flags: Flags = Flags.NONE,
+        keywords: list[str] | None = None,
+        received: float | None = None,
+        smtp: SMTPContext | None = None,
+        info: MessageInfo | None = None,
+        create_mailbox: bool = True,
+    ) -> Message:
+        """Store a message in a mailbox and return it once committed (safe to acknowledge).
+
+        The message file is written and fsynced off the event loop; concurrent
+        calls share one database transaction. Raises QuotaExceeded, MailboxNotFound
+        (when create_mailbox is false) or StoreError.
+        """
+        mailbox = check_mailbox_name(mailbox)
+        if info is None:
+            from mox.store.deliver import message_info
+
+            info = await asyncio.to_thread(message_info, data)
+        tmp_path = await asyncio.to_thread(self._write_tmp, data)
+        loop = asyncio.get_running_loop()
+        p = _PendingAdd(
+            mailbox=mailbox,
+            tmp_path=tmp_path,
+            size=len(data),
+            flags=flags,
+            keywords=sorted({k.lower() for k in keywords or []}),
+            received=time.time() if received is None else received,
+            info=info,
+            smtp=smtp or SMTPContext(),
+            create_mailbox=create_mailbox,
+            future=loop.create_future(),
+        )
+        self._pending.append(p)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+        # Shielded: if our caller is cancelled, the add still completes (or fails) by itself.
+        return await asyncio.shield(p.future)
+
+    def _write_tmp(self, data: bytes) -> Path:
+        p = self.dir / "tmp" / uuid.uuid4().hex
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                p.unlink()
+            raise
+        os.close(fd)
+        return p
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[:GROUP_COMMIT_MAX]
+            del self._pending[:GROUP_COMMIT_MAX]
+            try:
+                results = await self._db(self._commit_adds, batch)
+            except BaseException as e:
+                for p in batch:
+                    with contextlib.suppress(OSError):
+                        p.tmp_path.unlink()
+                    if not p.future.done():
+                        p.future.set_exception(StoreError(f"storing message: {e}") if not isinstance(e, StoreError) else e)
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                continue
+            for p, r in zip(batch, results, strict=True):
+                if p.future.done():
+                    continue
+                if isinstance(r, BaseException):
+                    with contextlib.suppress(OSError):
+                        p.tmp_path.unlink()
+                    p.future.set_exception(r)
+                else:
+                    p.future.set_result(r)
+
+    def _commit_adds(self, batch: list[_PendingAdd]) -> list[Message | BaseException]:
+        results: list[Message | BaseException] = []
+        changes: list[ev.Change] = []
+        touched: dict[str, Mailbox] = {}
+        dirs: set[Path] = set()
+        with self._tx() as c:
+            modseq = self._next_modseq(c)
+            used = self._total_size(c) if self.quota > 0 else 0
+            for p in batch:
+                try:
+                    mb = touched.get(p.mailbox) or self._mailbox_by_name(c, p.mailbox)
+                    if mb is None:
+                        if not p.create_mailbox:
+                            raise MailboxNotFound(f"mailbox {p.mailbox!r} does not exist")
+                        mb = self._mailbox_create_tx(c, p.mailbox, None, modseq, True, changes)
+                    if self.quota > 0 and used + p.size > self.quota:
+                        raise QuotaExceeded(
+                            f"account {self.name} is over its quota of {self.quota} bytes ({used} in use, message is {p.size})"
+                        )
+                    m = self._insert_message(c, mb, p, modseq)
+                    used += p.size
+                    dest = self.message_path(m.id)
+                    if dest.parent not in self._made_dirs:
+                        dest.parent.mkdir(mode=0o770, exist_ok=True)
+                        self._made_dirs.add(dest.parent)
+                        dirs.add(dest.parent.parent)
+                    os.rename(p.tmp_path, dest)
+                    dirs.add(dest.parent)
+                    mb.uidnext = m.uid + 1
+                    mb.counts.add(m.counts)
+                    new_kw = [k for k in m.keywords if k not in mb.keywords]
+                    if new_kw:
+                        mb.keywords = sorted([*mb.keywords, *new_kw])
+                        changes.append(ev.MailboxKeywords(mb.id, tuple(mb.keywords)))
+                    touched[mb.name] = mb
+                    changes.append(ev.MessageAdded(mb.id, m.uid, m.id, m.modseq, m.flags, tuple(m.keywords)))
+                    results.append(m)
+                except StoreError as e:
+                    results.append(e)
+            for mb in touched.values():
+                self._save_mailbox_state(c, mb, modseq)
+                changes.append(ev.MailboxCountsChanged(mb.id, MailboxCounts(**vars(mb.counts))))
+            for d in dirs:
+                _fsync_dir(d)
+        self.bus.publish(ev.Batch(tuple(changes)))
+        return results
+
+    def _total_size(self, c: sqlite3.Connection) -> int:
+        (v,) = c.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()
+        return int(v)
+
+    def _save_mailbox_state(self, c: sqlite3.Connection, mb: Mailbox, modseq: int) -> None:
+        k = mb.counts
+        c.execute(
+            "UPDATE mailbox SET uidnext = ?, keywords = ?, modseq = ?, total = ?, deleted = ?, unread = ?, unseen = ?, size = ? WHERE id = ?",
+            (mb.uidnext, json.dumps(mb.keywords), modseq, k.total, k.deleted, k.unread, k.unseen, k.size, mb.id),
+        )
+
+    def _insert_message(self, c: sqlite3.Connection, mb: Mailbox, p: _PendingAdd, modseq: int) -> Message:
+        info = p.info
+        thread_id, parent_ids, missing, muted, collapsed = self._match_thread(c, info, p.received)
+        flags = p.flags | (Flags.SEEN if muted else Flags.NONE)
+        now = time.time()
+        smtp = vars(p.smtp)
+        (mid,) = c.execute(
+            "INSERT INTO message (mailbox_id, uid, modseq, createseq, received, savedate, size, flags, keywords, message_id, "
+            "subject_base, thread_id, thread_parent_ids, thread_missing_link, thread_muted, thread_collapsed, smtp, parsed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                mb.id, mb.uidnext, modseq, modseq, p.received, now, p.size, int(flags), json.dumps(p.keywords),
+                info.message_id, info.subject_base, thread_id, json.dumps(parent_ids), int(missing), int(muted),
+                int(collapsed), json.dumps(smtp), info.parsed_json,
+            ),
+        ).fetchone()  # fmt: skip
+        if thread_id == 0:
+            thread_id = mid
+            c.execute("UPDATE message SET thread_id = ? WHERE id = ?", (mid, mid))
+        return Message(
+            mid, mb.id, mb.uidnext, modseq, modseq, False, p.received, now, p.size, flags, p.keywords, info.message_id,
+            info.subject_base, thread_id, parent_ids, missing, muted, collapsed, p.smtp,
+        )  # fmt: skip
+
+    def _match_thread(self, c: sqlite3.Connection, info: MessageInfo, received: float) -> tuple[int, list[int], bool, bool, bool]:
+        """Thread fields for a new message: (thread_id or 0 for a new thread, parent ids, missing link, muted, collapsed).
+
+        By References/In-Reply-To, nearest parent first, requiring the same base
+        subject; without those headers, for replies and forwards, by base subject
+        among messages received in the preceding 4 weeks.
+        """
+        refs = info.referenced_ids
+        for i in range(len(refs) - 1, -1, -1):
+            r = c.execute(
+                "SELECT id, thread_id, thread_parent_ids, thread_muted, thread_collapsed FROM message "
+                "WHERE message_id = ? AND subject_base = ? AND expunged = 0 ORDER BY id DESC LIMIT 1",
+                (refs[i], info.subject_base),
+            ).fetchone()
+            if r is not None:
+                parents = [r[0], *json.loads(r[2])]
+                missing = i != len(refs) - 1
+                return r[1], parents, missing, bool(r[3]), bool(r[4])
+        if refs:
+            return 0, [], True, False, False
+        if info.is_response and info.subject_base:
+            r = c.execute(
+                "SELECT id, thread_id, thread_parent_ids, thread_muted, thread_collapsed FROM message "
+                "WHERE subject_base = ? AND received >= ? AND received <= ? AND expunged = 0 ORDER BY received DESC LIMIT 1",
+                (info.subject_base, received - THREAD_SUBJECT_WINDOW, received),
+            ).fetchone()
+            if r is not None:
+                return r[1], [r[0], *json.loads(r[2])], False, bool(r[3]), bool(r[4])
+        return 0, [], False, False, False
+
+    async def messages(self, mailbox: str, *, include_expunged: bool = False) -> list[Message]:
+        """Messages of a mailbox in UID order."""
+        mb = await self.mailbox(mailbox)
+
+        def run() -> list[Message]:
+            q = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ?"
+            if not include_expunged:
+                q += " AND expunged = 0"
+            return [_message_from_row(r) for r in self.conn.execute(q + " ORDER BY uid", (mb.id,))]
+
+        return await self._db(run)
+
+    async def message_by_id(self, message_id: int) -> Message:
+        def run() -> Message:
+            r = self.conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)).fetchone()
+            if r is None:
+                raise StoreError(f"no message with id {message_id}")
+            return _message_from_row(r)
+
+        return await self._db(run)
+
+    def read_message(self, m: Message) -> bytes:
+        """The message's bytes (blocking; call from a thread for large messages)."""
+        return self.message_path(m.id).read_bytes()
+
+    async def set_flags(
+        self,
+        mailbox: str,
+        uids: list[int],
+        *,
+        add: Flags = Flags.NONE,
+        remove: Flags = Flags.NONE,
+        add_keywords: list[str] | None = None,
+        remove_keywords: list[str] | None = None,
+        source: object = None,
+    ) -> list[Message]:
+        """Change flags and keywords of messages; returns the messages that changed."""
+        mb0 = await self.mailbox(mailbox)
+        addk = {k.lower() for k in add_keywords or []}
+        remk = {k.lower() for k in remove_keywords or []}
+
+        def run() -> list[Message]:
+            changes: list[ev.Change] = []
+            out: list[Message] = []
+            with self._tx() as c:
+                mb = self._mailbox_by_name(c, mb0.name)
+                if mb is None:
+                    raise MailboxNotFound(f"mailbox {mailbox!r} does not exist")
+                modseq = self._next_modseq(c)
+                for uid in uids:
+                    r = c.execute(
+                        f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ? AND uid = ? AND expunged = 0", (mb.id, uid)
+                    ).fetchone()
+                    if r is None:
+                        continue
+                    m = _message_from_row(r)
+                    nflags = (m.flags | add) & ~remove
+                    nkw = sorted((set(m.keywords) | addk) - remk)
+                    if nflags == m.flags and nkw == m.keywords:
+                        continue
+                    mb.counts.add(m.counts, -1)
+                    mask = nflags ^ m.flags
+                    m.flags, m.keywords, m.modseq = nflags, nkw, modseq
+                    mb.counts.add(m.counts)
+                    c.execute("UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?", (int(nflags), json.dumps(nkw), modseq, m.id))
+                    changes.append(ev.FlagsChanged(mb.id, uid, modseq, mask, nflags, tuple(nkw)))
+                    out.append(m)
+                new_kw = sorted(addk - set(mb.keywords))
+                if new_kw:
+                    mb.keywords = sorted([*mb.keywords, *new_kw])
+                    changes.append(ev.MailboxKeywords(mb.id, tuple(mb.keywords)))
+                if out:
+                    self._save_mailbox_state(c, mb, modseq)
+                    changes.append(ev.MailboxCountsChanged(mb.id, MailboxCounts(**vars(mb.counts))))
+            self.bus.publish(ev.Batch(tuple(changes), source))
+            return out
+
+        return await self._db(run)
+
+    async def expunge(self, mailbox: str, uids: list[int] | None = None, source: object = None) -> list[int]:
+        """Expunge messages with \\Deleted (limited to uids when given); returns expunged UIDs.
+
+        Rows stay, marked expunged with a new modseq (for QRESYNC VANISHED); the files are removed.
+        """
+        mb0 = await self.mailbox(mailbox)
+
+        def run() -> tuple[list[int], list[int]]:
+            changes: list[ev.Change] = []
+            with self._tx() as c:
+                mb = self._mailbox_by_name(c, mb0.name)
+                if mb is None:
+                    raise MailboxNotFound(f"mailbox {mailbox!r} does not exist")
+                rows = [
+                    _message_from_row(r)
+                    for r in c.execute(
+                        f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ? AND expunged = 0 AND (flags & ?) != 0 ORDER BY uid",
+                        (mb.id, int(Flags.DELETED)),
+                    )
+                ]
+                if uids is not None:
+                    wanted = set(uids)
+                    rows = [m for m in rows if m.uid in wanted]
+                if not rows:
+                    return [], []
+                modseq = self._next_modseq(c)
+                for m in rows:
+                    mb.counts.add(m.counts, -1)
+                c.executemany("UPDATE message SET expunged = 1, modseq = ?, parsed = '' WHERE id = ?", [(modseq, m.id) for m in rows])
+                self._save_mailbox_state(c, mb, modseq)
+                changes.append(ev.MessagesRemoved(mb.id, tuple(m.uid for m in rows), modseq))
+                changes.append(ev.MailboxCountsChanged(mb.id, MailboxCounts(**vars(mb.counts))))
+            self.bus.publish(ev.Batch(tuple(changes), source))
+            return [m.uid for m in rows], [m.id for m in rows]
+
+        uids_out, ids = await self._db(run)
+        for mid in ids:
+            with contextlib.suppress(FileNotFoundError):
+                self.message_path(mid).unlink()
+        return uids_out
+
+    # Counts
+
+    def _computed_counts(self, c: sqlite3.Connection) -> dict[int, MailboxCounts]:
+        out: dict[int, MailboxCounts] = {}
+        for (mbid,) in c.execute("SELECT id FROM mailbox"):
+            out[mbid] = MailboxCounts()
+        d, s = int(Flags.DELETED), int(Flags.SEEN)
+        q = (
+            "SELECT mailbox_id, "
+            f"SUM((flags & {d}) = 0), SUM((flags & {d}) != 0), SUM((flags & {s}) = 0 AND (flags & {d}) = 0), "
+            f"SUM((flags & {s}) = 0), SUM(size) FROM message WHERE expunged = 0 GROUP BY mailbox_id"
+        )
+        for mbid, total, deleted, unread, unseen, size in c.execute(q):
+            out[mbid] = MailboxCounts(total, deleted, unread, unseen, size)
+        return out
+
+    def _check_consistency_sync(self) -> list[str]:
+        c = self.conn
+        problems = []
+        computed = self._computed_counts(c)
+        for mb in (_mailbox_from_row(r) for r in c.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox")):
+            want = computed.get(mb.id, MailboxCounts())
+            if mb.counts != want:
+                problems.append(f"mailbox {mb.name}: stored counts {mb.counts}, computed {want}")
+            (maxuid,) = c.execute("SELECT COALESCE(MAX(uid), 0) FROM message WHERE mailbox_id = ?", (mb.id,)).fetchone()
+            if maxuid >= mb.uidnext:
+                problems.append(f"mailbox {mb.name}: uidnext {mb.uidnext} not above highest uid {maxuid}")
+        for (mid,) in c.execute("SELECT id FROM message WHERE expunged = 0"):
+            if not self.message_path(mid).exists():
+                problems.append(f"message {mid}: file missing")
+        if problems:
+            raise StoreError(f"account {self.name} inconsistent: " + "; ".join(problems[:20]))
+        return problems
+
+    async def check_consistency(self) -> None:
+        """Recompute counts from the messages and check files exist; raises StoreError on a mismatch."""
+        await self._db(self._check_consistency_sync)
+
+    async def recalculate_counts(self) -> list[str]:
+        """Repair the stored counts from the messages; returns the mailboxes that were wrong."""
+
+        def run() -> list[str]:
+            fixed = []
+            with self._tx() as c:
+                computed = self._computed_counts(c)
+                for mb in [_mailbox_from_row(r) for r in c.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox")]:
+                    want = computed.get(mb.id, MailboxCounts())
+                    if mb.counts != want:
+                        fixed.append(f"{mb.name}: {mb.counts} -> {want}")
+                        mb.counts = want
+                        self._save_mailbox_state(c, mb, mb.modseq)
+            return fixed
+
+        return await self._db(run)
+
+    # Passwords
+
+    async def set_password_secrets(self, secrets_json: str) -> None:
+        def run() -> None:
+            with self._tx() as c:
+                c.execute("INSERT OR REPLACE INTO password (id, secrets) VALUES (1, ?)", (secrets_json,))
+
+        await self._db(run)
+
+    async def password_secrets(self) -> str | None:
+        def run() -> str | None:
+            r = self.conn.execute("SELECT secrets FROM password WHERE id = 1").fetchone()
+            return r[0] if r else None
+
+        return await self._db(run)
+
+    # Closing
+
+    async def close(self) -> None:
+        """Release a reference; the last one waits for pending deliveries and closes the database.
+
+        With CHECK_ON_CLOSE set, the last close checks consistency and raises StoreError on a mismatch.
+        """
+        self._refs -= 1
+        if self._refs > 0:
+            return
+        _registry.accounts.pop(self.dir, None)
+        await _finish_close(self)
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Registry:
+    """Open accounts, shared by everyone in the process, reference counted."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[Path, Account] = {}
+
+
+_registry = _Registry()
+
+
+async def _finish_close(acc: Account) -> None:
+    if acc._writer is not None:
+        with contextlib.suppress(Exception):
+            await acc._writer
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(acc._executor, acc._close_sync, CHECK_ON_CLOSE)
+    finally:
+        acc._executor.shutdown(wait=False)
+
+
+async def open_account(
+    data_dir: Path,
+    name: str,
+    *,
+    quota: int = 0,
+    initial_mailboxes: list[tuple[str, SpecialUse | None]] | None = None,
+) -> Account:
+    """Open (creating when new) the store of account name under data_dir/accounts."""
+    if not name or "/" in name or name in (".", ".."):
+        raise StoreError(f"invalid account name {name!r}")
+    d = data_dir / "accounts" / name
+    acc = _registry.accounts.get(d)
+    if acc is not None:
+        acc._refs += 1
+        return acc
+    if initial_mailboxes is None:
+        initial_mailboxes = [(n, su) for su, n in DEFAULT_SPECIAL_MAILBOXES.items()]
+    acc = Account(name, d, quota, initial_mailboxes)
+    _registry.accounts[d] = acc
+    acc._refs = 1
+    try:
+        await acc._db(acc._open_sync)
+    except BaseException:
+        _registry.accounts.pop(d, None)
+        acc._executor.shutdown(wait=False)
+        raise
+    return acc
+
+
+async def close_all_accounts() -> None:
+    """Close every open account (server shutdown), waiting for pending work."""
+    accs = list(_registry.accounts.values())
+    _registry.accounts.clear()
+    for acc in accs:
+        acc._refs = 0
+        await _finish_close(acc)
