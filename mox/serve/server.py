@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -28,7 +29,7 @@ from mox import mlog
 from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
 from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
-from mox.serve import services
+from mox.serve import ctlregistry, services
 from mox.serve.features import not_implemented_features
 from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpoints, tls_context
 
@@ -182,7 +183,9 @@ class Server:
     # ctl commands
 
     def _ctl_handlers(self) -> dict[str, Callable[[CtlConn, list[str]], Awaitable[Any]]]:
-        return {
+        ctlregistry.load_modules()
+        extra = {name: functools.partial(fn, self) for name, fn in ctlregistry.HANDLERS.items()}
+        return extra | {
             "stop": self._ctl_stop,
             "loglevels": self._ctl_loglevels,
             "setloglevels": self._ctl_setloglevels,

@@ -13,7 +13,7 @@ Public API (no SQL leaks out, so another backend can be added later):
   aliases, catchalls, rulesets) and delivers.
 """
 
-from mox.store.account import Account, MessageInfo, close_all_accounts, open_account
+from mox.store.account import Account, MessageInfo, NewMessage, close_all_accounts, open_account
 from mox.store.model import (
     Flags,
     Mailbox,
@@ -36,6 +36,7 @@ __all__ = [
     "MailboxNotFound",
     "Message",
     "MessageInfo",
+    "NewMessage",
     "QuotaExceeded",
     "SMTPContext",
     "SpecialUse",

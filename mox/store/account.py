@@ -175,6 +175,17 @@ class MessageInfo:
 
 
 @dataclass
+class NewMessage:
+    """A message for Account.add_messages."""
+
+    data: bytes
+    flags: Flags = Flags.NONE
+    keywords: list[str] = field(default_factory=list)
+    received: float | None = None
+    info: MessageInfo | None = None
+
+
+@dataclass
 class _PendingAdd:
     mailbox: str
     tmp_path: Path
@@ -510,7 +521,57 @@ class Account:
         # Shielded: if our caller is cancelled, the add still completes (or fails) by itself.
         return await asyncio.shield(p.future)
 
-    def _write_tmp(self, data: bytes) -> Path:
+    async def add_messages(self, mailbox: str, items: list[NewMessage], *, create_mailbox: bool = True) -> list[Message]:
+        """Store many messages in one transaction (import): all or none.
+
+        Files are written without a per-file fsync; one syncfs of the account's
+        file system makes them durable before the transaction commits.
+        """
+        mailbox = check_mailbox_name(mailbox)
+        loop = asyncio.get_running_loop()
+
+        def write_all() -> list[_PendingAdd]:
+            out = []
+            try:
+                for it in items:
+                    info = it.info
+                    if info is None:
+                        from mox.store.deliver import message_info
+
+                        info = message_info(it.data)
+                    out.append(
+                        _PendingAdd(
+                            mailbox=mailbox,
+                            tmp_path=self._write_tmp(it.data, sync=False),
+                            size=len(it.data),
+                            flags=it.flags,
+                            keywords=sorted({k.lower() for k in it.keywords}),
+                            received=time.time() if it.received is None else it.received,
+                            info=info,
+                            smtp=SMTPContext(),
+                            create_mailbox=create_mailbox,
+                            future=loop.create_future(),
+                        )
+                    )
+                _syncfs(self.dir / "tmp")
+            except BaseException:
+                for p in out:
+                    with contextlib.suppress(OSError):
+                        p.tmp_path.unlink()
+                raise
+            return out
+
+        pending = await asyncio.to_thread(write_all)
+        try:
+            results = await self._db(self._commit_adds, pending, True)
+        except BaseException:
+            for p in pending:
+                with contextlib.suppress(OSError):
+                    p.tmp_path.unlink()
+            raise
+        return [r for r in results if isinstance(r, Message)]
+
+    def _write_tmp(self, data: bytes, sync: bool = True) -> Path:
         p = self.dir / "tmp" / uuid.uuid4().hex
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
         try:
@@ -518,7 +579,8 @@ class Account:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -552,11 +614,33 @@ class Account:
                 else:
                     p.future.set_result(r)
 
-    def _commit_adds(self, batch: list[_PendingAdd]) -> list[Message | BaseException]:
+    def _commit_adds(self, batch: list[_PendingAdd], all_or_nothing: bool = False) -> list[Message | BaseException]:
         results: list[Message | BaseException] = []
         changes: list[ev.Change] = []
         touched: dict[str, Mailbox] = {}
         dirs: set[Path] = set()
+        renamed: list[Path] = []
+        try:
+            self._commit_adds_tx(batch, all_or_nothing, results, changes, touched, dirs, renamed)
+        except BaseException:
+            # Rolled back: files already moved into msg/ belong to no row.
+            for f in renamed:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            raise
+        self.bus.publish(ev.Batch(tuple(changes)))
+        return results
+
+    def _commit_adds_tx(
+        self,
+        batch: list[_PendingAdd],
+        all_or_nothing: bool,
+        results: list[Message | BaseException],
+        changes: list[ev.Change],
+        touched: dict[str, Mailbox],
+        dirs: set[Path],
+        renamed: list[Path],
+    ) -> None:
         with self._tx() as c:
             modseq = self._next_modseq(c)
             used = self._total_size(c) if self.quota > 0 else 0
@@ -579,6 +663,7 @@ class Account:
                         self._made_dirs.add(dest.parent)
                         dirs.add(dest.parent.parent)
                     os.rename(p.tmp_path, dest)
+                    renamed.append(dest)
                     dirs.add(dest.parent)
                     mb.uidnext = m.uid + 1
                     mb.counts.add(m.counts)
@@ -590,14 +675,14 @@ class Account:
                     changes.append(ev.MessageAdded(mb.id, m.uid, m.id, m.modseq, m.flags, tuple(m.keywords)))
                     results.append(m)
                 except StoreError as e:
+                    if all_or_nothing:
+                        raise
                     results.append(e)
             for mb in touched.values():
                 self._save_mailbox_state(c, mb, modseq)
                 changes.append(ev.MailboxCountsChanged(mb.id, MailboxCounts(**vars(mb.counts))))
             for d in dirs:
                 _fsync_dir(d)
-        self.bus.publish(ev.Batch(tuple(changes)))
-        return results
 
     def _total_size(self, c: sqlite3.Connection) -> int:
         (v,) = c.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()
@@ -871,6 +956,34 @@ class Account:
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _syncfs(d: Path) -> None:
+    """Flush the file system holding d (one call for a whole batch of files); fsync of d where syncfs is missing."""
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        if _libc_syncfs is not None and _libc_syncfs(fd) == 0:
+            return
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_libc_syncfs = _load_syncfs()
 
 
 def _fsync_dir(d: Path) -> None:

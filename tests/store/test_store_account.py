@@ -196,3 +196,19 @@ async def test_same_account_object_is_shared_and_refcounted(tmp_path: Path) -> N
     await a.close()
     await b.add_message("Inbox", make_message(), info=info())
     await b.close()
+
+
+async def test_add_messages_bulk_is_all_or_nothing(tmp_path: Path) -> None:
+    from mox.store.account import NewMessage
+
+    acc = await open_account(tmp_path, "bulk", quota=5000)
+    try:
+        got = await acc.add_messages("Imported", [NewMessage(make_message(f"{i}"), info=info()) for i in range(5)])
+        assert [m.uid for m in got] == [1, 2, 3, 4, 5]
+        assert all(acc.read_message(m) == make_message(f"{i}") for i, m in enumerate(got))
+        with pytest.raises(QuotaExceeded):
+            await acc.add_messages("Imported", [NewMessage(make_message(size=2000), info=info()) for _ in range(3)])
+        assert (await acc.mailbox("Imported")).counts.total == 5
+        assert list((acc.dir / "tmp").iterdir()) == []
+    finally:
+        await acc.close()

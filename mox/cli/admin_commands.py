@@ -1,0 +1,1 @@
+"""Account, alias and domain administration subcommands of mox."""

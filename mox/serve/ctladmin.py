@@ -1,0 +1,1 @@
+"""ctl commands for account, alias and domain administration (see mox.config.edit)."""

@@ -1,0 +1,1 @@
+"""ctl commands for mbox/maildir import and export (see mox.store.importexport)."""
