@@ -70,6 +70,25 @@ def _edit(inv: Invocation, cmd: str, args: list[str], direct: Callable[[Config],
         raise CommandError(str(e)) from None
 
 
+def run_store_command(inv: Invocation, cmd: str, args: list[str], direct: Callable[[Config], Any]) -> Any:
+    """Run a command through the running server, or directly on the account data when none runs."""
+    try:
+        client = CtlClient.connect(_ctl_path(inv))
+    except CtlConnectError as e:
+        if _server_running(e):
+            raise CommandError(str(e)) from None
+        from mox.store.model import StoreError
+
+        try:
+            return direct(_load(inv))
+        except StoreError as se:
+            raise CommandError(str(se)) from None
+    try:
+        return client.call(cmd, args)
+    except CtlError as e:
+        raise CommandError(str(e)) from None
+
+
 @command("version", help="Prints this mox version.")
 def cmd_version(inv: Invocation) -> None:
     print(f"moxmail {mox.__version__}")
