@@ -112,6 +112,7 @@ CREATE INDEX message_message_id ON message (message_id) WHERE message_id != '';
 CREATE INDEX message_subject_received ON message (subject_base, received) WHERE subject_base != '';
 CREATE INDEX message_thread ON message (thread_id);
 CREATE TABLE password (id INTEGER PRIMARY KEY CHECK (id = 1), secrets TEXT NOT NULL);
+CREATE TABLE thread_pending (ref TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (ref, message)) WITHOUT ROWID;
 """
 
 _MESSAGE_COLUMNS = (
@@ -714,10 +715,57 @@ class Account:
         if thread_id == 0:
             thread_id = mid
             c.execute("UPDATE message SET thread_id = ? WHERE id = ?", (mid, mid))
+        if missing and info.referenced_ids:
+            # Remember the parent we did not find, to re-attach when it arrives.
+            c.execute("INSERT OR IGNORE INTO thread_pending (ref, message) VALUES (?, ?)", (info.referenced_ids[-1], mid))
+        if info.message_id:
+            self._reattach_children(c, mid, info, thread_id, parent_ids)
         return Message(
             mid, mb.id, mb.uidnext, modseq, modseq, False, p.received, now, p.size, flags, p.keywords, info.message_id,
             info.subject_base, thread_id, parent_ids, missing, muted, collapsed, p.smtp,
         )  # fmt: skip
+
+    def _reattach_children(self, c: sqlite3.Connection, mid: int, info: MessageInfo, thread_id: int, parent_ids: list[int]) -> None:
+        """Beyond upstream: replies that arrived before this message (their parent) move under it, with their replies."""
+        children = [r[0] for r in c.execute("SELECT message FROM thread_pending WHERE ref = ?", (info.message_id,))]
+        if not children:
+            return
+        c.execute("DELETE FROM thread_pending WHERE ref = ?", (info.message_id,))
+        new_parents = [mid, *parent_ids]
+        for child_id in children:
+            r = c.execute("SELECT thread_id, subject_base FROM message WHERE id = ? AND expunged = 0", (child_id,)).fetchone()
+            if r is None or r[1] != info.subject_base or child_id in new_parents:
+                continue
+            old_thread = r[0]
+            for member_id, pjson in c.execute("SELECT id, thread_parent_ids FROM message WHERE thread_id = ?", (old_thread,)).fetchall():
+                parents = json.loads(pjson)
+                if member_id == child_id:
+                    c.execute(
+                        "UPDATE message SET thread_id = ?, thread_parent_ids = ?, thread_missing_link = 0 WHERE id = ?",
+                        (thread_id, json.dumps(new_parents), member_id),
+                    )
+                elif child_id in parents:
+                    np = parents[: parents.index(child_id) + 1] + new_parents
+                    c.execute("UPDATE message SET thread_id = ?, thread_parent_ids = ? WHERE id = ?", (thread_id, json.dumps(np), member_id))
+
+    async def set_thread_state(self, message_ids: list[int], *, muted: bool | None = None, collapsed: bool | None = None, source: object = None) -> None:
+        """Mute or collapse the whole threads of the given messages (as upstream's thread mute/collapse)."""
+
+        def run() -> None:
+            changes: list[ev.Change] = []
+            with self._tx() as c:
+                threads = {r[0] for mid in message_ids for r in c.execute("SELECT thread_id FROM message WHERE id = ?", (mid,))}
+                for t in sorted(threads):
+                    if muted is not None:
+                        c.execute("UPDATE message SET thread_muted = ? WHERE thread_id = ?", (int(muted), t))
+                    if collapsed is not None:
+                        c.execute("UPDATE message SET thread_collapsed = ? WHERE thread_id = ?", (int(collapsed), t))
+                    rows = c.execute("SELECT id, thread_muted, thread_collapsed FROM message WHERE thread_id = ? AND expunged = 0", (t,)).fetchall()
+                    if rows:
+                        changes.append(ev.ThreadChanged(tuple(r[0] for r in rows), bool(rows[0][1]), bool(rows[0][2])))
+            self.bus.publish(ev.Batch(tuple(changes), source))
+
+        await self._db(run)
 
     def _match_thread(self, c: sqlite3.Connection, info: MessageInfo, received: float) -> tuple[int, list[int], bool, bool, bool]:
         """Thread fields for a new message: (thread_id or 0 for a new thread, parent ids, missing link, muted, collapsed).

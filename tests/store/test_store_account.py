@@ -212,3 +212,27 @@ async def test_add_messages_bulk_is_all_or_nothing(tmp_path: Path) -> None:
         assert list((acc.dir / "tmp").iterdir()) == []
     finally:
         await acc.close()
+
+
+async def test_out_of_order_parent_reattaches_earlier_replies(account: Account) -> None:
+    # Replies arrive before the message they reply to.
+    r1 = await account.add_message("Inbox", make_message(), info=info("r1@x", "trip", ["p@x"], True))
+    r2 = await account.add_message("Inbox", make_message(), info=info("r2@x", "trip", ["p@x", "r1@x"], True))
+    assert r1.thread_missing_link and r2.thread_id == r1.thread_id == r1.id
+    parent = await account.add_message("Inbox", make_message(), info=info("p@x", "trip"))
+    got = {m.id: m for m in await account.messages("Inbox")}
+    assert got[r1.id].thread_id == parent.id and got[r1.id].thread_parent_ids == [parent.id]
+    assert not got[r1.id].thread_missing_link
+    assert got[r2.id].thread_id == parent.id and got[r2.id].thread_parent_ids == [r1.id, parent.id]
+
+
+async def test_thread_mute_and_collapse_apply_to_whole_thread(account: Account) -> None:
+    root = await account.add_message("Inbox", make_message(), info=info("root@x", "s"))
+    reply = await account.add_message("Inbox", make_message(), info=info("r@x", "s", ["root@x"], True))
+    sub = account.bus.subscribe()
+    await account.set_thread_state([reply.id], muted=True)
+    batch = await asyncio.wait_for(sub.get(), 1)
+    assert isinstance(batch, ev.Batch) and batch.changes == (ev.ThreadChanged((root.id, reply.id), True, False),)
+    sub.close()
+    new = await account.add_message("Inbox", make_message(), info=info("r2@x", "s", ["root@x", "r@x"], True))
+    assert new.thread_muted and new.flags & Flags.SEEN
