@@ -216,6 +216,7 @@ class Account:
         self._refs = 0
         self._made_dirs: set[Path] = set()
         self._lock = threading.Lock()
+        self._upgrade: asyncio.Task[None] | None = None
 
     # Low level
 
@@ -285,7 +286,7 @@ class Account:
                     c.execute(stmt)
             c.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("schema", SCHEMA_VERSION), ("modseq", 1), ("uidvalidity", 0)],
+                [("schema", SCHEMA_VERSION), ("modseq", 1), ("uidvalidity", 0), ("threads", 1)],
             )
             modseq = self._next_modseq(c)
             for name, su in [("Inbox", None), *self._initial_mailboxes]:
@@ -308,6 +309,10 @@ class Account:
                         f.unlink()
                         removed += 1
         return removed
+
+    def _threads_assigned(self) -> bool:
+        r = self.conn.execute("SELECT value FROM meta WHERE key = 'threads'").fetchone()
+        return r is not None and int(r[0]) == 1
 
     def _close_sync(self, check: bool) -> None:
         try:
@@ -1053,6 +1058,10 @@ _registry = _Registry()
 
 
 async def _finish_close(acc: Account) -> None:
+    if acc._upgrade is not None and not acc._upgrade.done():
+        acc._upgrade.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await acc._upgrade
     if acc._writer is not None:
         with contextlib.suppress(Exception):
             await acc._writer
@@ -1089,7 +1098,31 @@ async def open_account(
         _registry.accounts.pop(d, None)
         acc._executor.shutdown(wait=False)
         raise
+    if not await acc._db(acc._threads_assigned):
+        acc._upgrade = asyncio.create_task(_upgrade_threads(acc))
     return acc
+
+
+async def _upgrade_threads(acc: Account) -> None:
+    """Account upgrade step: assign threads in the background; the account stays usable meanwhile."""
+    from mox.store.deliver import message_info
+    from mox.store.threads import reassign_threads
+
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5 or done == total:
+            last[0] = now
+            log.info("assigning threads to messages", account=acc.name, done=done, total=total)
+
+    try:
+        await reassign_threads(acc, message_info, progress=progress)
+    except asyncio.CancelledError:
+        log.info("thread assignment interrupted, continues at next open", account=acc.name)
+        raise
+    except Exception as e:
+        log.errorx("assigning threads failed", e, account=acc.name)
 
 
 async def close_all_accounts() -> None:
