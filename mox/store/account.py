@@ -1132,3 +1132,66 @@ async def close_all_accounts() -> None:
     for acc in accs:
         acc._refs = 0
         await _finish_close(acc)
+
+
+# Maintenance operations on an open account (see mox.store.maintenance).
+
+
+def _bump_uidvalidity_sync(acc: Account, mailbox: str | None) -> list[str]:
+    with acc._tx() as c:
+        names = [mailbox] if mailbox else [r[0] for r in c.execute("SELECT name FROM mailbox ORDER BY name")]
+        for n in names:
+            if acc._mailbox_by_name(c, n) is None:
+                raise MailboxNotFound(f"mailbox {n!r} does not exist")
+            c.execute("UPDATE mailbox SET uidvalidity = ? WHERE name = ?", (acc._next_uidvalidity(c), n))
+    return names
+
+
+def _reassign_uids_sync(acc: Account, mailbox_id: int | None) -> list[str]:
+    with acc._tx() as c:
+        mbs = [_mailbox_from_row(r) for r in c.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox ORDER BY name")]
+        if mailbox_id is not None:
+            mbs = [m for m in mbs if m.id == mailbox_id]
+            if not mbs:
+                raise MailboxNotFound(f"no mailbox with id {mailbox_id}")
+        modseq = acc._next_modseq(c)
+        for mb in mbs:
+            # Expunged rows only serve clients that know the old UIDs; those must resync anyway.
+            c.execute("DELETE FROM message WHERE mailbox_id = ? AND expunged = 1", (mb.id,))
+            ids = [r[0] for r in c.execute("SELECT id FROM message WHERE mailbox_id = ? ORDER BY uid", (mb.id,))]
+            # Two passes avoid UNIQUE(mailbox_id, uid) conflicts while renumbering.
+            c.executemany("UPDATE message SET uid = -uid WHERE id = ?", [(i,) for i in ids])
+            c.executemany("UPDATE message SET uid = ?, modseq = ? WHERE id = ?", [(n, modseq, i) for n, i in enumerate(ids, 1)])
+            c.execute(
+                "UPDATE mailbox SET uidnext = ?, uidvalidity = ?, modseq = ? WHERE id = ?",
+                (len(ids) + 1, acc._next_uidvalidity(c), modseq, mb.id),
+            )
+    return [m.name for m in mbs]
+
+
+def _backup_sync(acc: Account, dest: Path) -> tuple[int, int]:
+    """Snapshot the database and hard-link (or copy) the message files it references.
+
+    Runs on the account's database thread, so no transaction commits in between:
+    every non-expunged message in the snapshot has its file.
+    """
+    import shutil
+
+    dest.mkdir(mode=0o770, parents=True, exist_ok=False)
+    target = sqlite3.connect(dest / "index.db")
+    try:
+        acc.conn.backup(target)
+    finally:
+        target.close()
+    linked = copied = 0
+    for (mid,) in acc.conn.execute("SELECT id FROM message WHERE expunged = 0"):
+        src = acc.message_path(mid)
+        dst = dest / "msg" / src.parent.name / src.name
+        dst.parent.mkdir(mode=0o770, parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+            linked += 1
+        except OSError:
+            shutil.copy2(src, dst)
+            copied += 1
+    return linked, copied
