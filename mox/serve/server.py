@@ -281,6 +281,10 @@ class Server:
             with contextlib.suppress(Exception):
                 await web_server.shutdown(timeout=SHUTDOWN_GRACE)
         await self._close_listeners()
+        from mox.store import close_all_accounts
+
+        # Pending deliveries commit, then every account database closes.
+        await close_all_accounts()
         self.services_stopped.set()
         # Let a "mox stop" client receive its answer before the ctl socket goes.
         if self._ctl is not None:
