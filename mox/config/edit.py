@@ -345,3 +345,246 @@ def remove_account_data(cfg: Config, account: str) -> None:
     d = cfg.data_dir / "accounts" / account
     if d.exists():
         shutil.rmtree(d)
+
+
+# Account login and domain state, as upstream's AccountSave/DomainSave callers
+# ``config account disable/enable`` and ``config domain disable/enable``.
+
+LOGIN_DISABLED_MAX = 256
+"""Longest message for a disabled login. Upstream's limit: the message is sent in
+SMTP and IMAP replies, which must stay within their line lengths."""
+
+
+def account_addresses(cfg: Config, account: str) -> list[str]:
+    """The addresses of an account as configured, sorted; a catchall is ``@domain``."""
+    acc = cfg.dynamic.Accounts.get(account)
+    if acc is None:
+        raise EditError(f"account {account!r} does not exist")
+    return sorted(acc.Destinations)
+
+
+def check_login_disabled_message(message: str) -> None:
+    """Refuse a message unfit for SMTP/IMAP replies: empty, non-ASCII, control characters, too long."""
+    if not message:
+        raise EditError("message must be non-empty")
+    if len(message) > LOGIN_DISABLED_MAX:
+        raise EditError(f"message must be at most {LOGIN_DISABLED_MAX} characters")
+    if any(not (" " <= ch < "\x7f") for ch in message):
+        # IMAP only allows UTF-8 after ENABLE IMAP4rev2/UTF8=ACCEPT; ASCII works everywhere.
+        raise EditError("message must be ASCII-only without control characters (including newlines)")
+
+
+def account_login_disabled(cfg: Config, account: str, message: str) -> Config:
+    """Disable logins to an account with message, or enable them again with an empty message.
+
+    Incoming mail is still delivered to a disabled account.
+    """
+    if message:
+        check_login_disabled_message(message)
+    if account not in cfg.dynamic.Accounts:
+        raise EditError(f"account {account!r} does not exist")
+
+    def change(dyn: model.Dynamic) -> None:
+        dyn.Accounts[account].LoginDisabled = message
+
+    return apply(cfg, change)
+
+
+def domain_disabled(cfg: Config, domain: str, disabled: bool) -> Config:
+    """Set the Disabled field of a domain: mail to and from a disabled domain is refused."""
+    try:
+        d = parse_domain(domain)
+    except DomainError as e:
+        raise EditError(f"parsing domain: {e}") from None
+    if d.name not in cfg.dynamic.Domains:
+        raise EditError(f"domain {d.name} does not exist")
+
+    def change(dyn: model.Dynamic) -> None:
+        dyn.Domains[d.name].Disabled = disabled
+
+    return apply(cfg, change)
+
+
+# Aliases (lists), as upstream's admin AliasAdd, AliasUpdate, AliasRemove,
+# AliasAddressesAdd and AliasAddressesRemove. Aliases are kept per domain under
+# their local part. Upstream looks an alias up by its local part exactly as
+# given; we compare canonical local parts (case, catchall separators), as
+# delivery does, so "List@" finds the alias "list".
+
+
+def _canonical_address(cfg: Config, lp: str, domain_name: str) -> str:
+    dom = cfg.dynamic.Domains[domain_name]
+    return f"{format_localpart(canonical_localpart(lp, dom))}@{domain_name}"
+
+
+def _parse_alias_address(cfg: Config, address: str) -> tuple[str, str]:
+    """The domain name and canonical address of an alias address at a configured domain."""
+    try:
+        addr = parse_address(address)
+    except AddressError as e:
+        raise EditError(f"parsing address: {e}") from None
+    if addr.domain.name not in cfg.dynamic.Domains:
+        raise EditError(f"domain {addr.domain.name} does not exist")
+    return addr.domain.name, _canonical_address(cfg, addr.localpart, addr.domain.name)
+
+
+def _alias_key(cfg: Config, dname: str, canon: str) -> str | None:
+    """The configured local part (the key in Aliases) of the alias with canonical address canon."""
+    for key in cfg.dynamic.Domains[dname].Aliases:
+        try:
+            lp = parse_localpart(key)
+        except AddressError:
+            continue
+        if _canonical_address(cfg, lp, dname) == canon:
+            return key
+    return None
+
+
+def _find_alias(cfg: Config, address: str) -> tuple[str, str]:
+    """The domain name and configured local part of an existing alias."""
+    dname, canon = _parse_alias_address(cfg, address)
+    key = _alias_key(cfg, dname, canon)
+    if key is None:
+        raise EditError(f"alias {address} does not exist")
+    return dname, key
+
+
+def _member_key(cfg: Config, member: str) -> str:
+    """The canonical form of an alias member, which must be a (non-catchall) account address."""
+    try:
+        ma = parse_address(member)
+    except AddressError as e:
+        raise EditError(f"parsing member address {member!r}: {e}") from None
+    if ma.domain.name in cfg.dynamic.Domains:
+        key = _canonical_address(cfg, ma.localpart, ma.domain.name)
+        ad = cfg.account_destinations.get(key)
+        if ad is not None and not ad.catchall:
+            return key
+    raise EditError(f"member {member!r} is not an address of a local account")
+
+
+def _member_keys(cfg: Config, members: list[str], existing: list[str]) -> None:
+    """Check new members: account addresses, not already in existing, not given twice."""
+    seen = {_member_key(cfg, m) for m in existing}
+    for m in members:
+        key = _member_key(cfg, m)
+        if key in seen:
+            raise EditError(f"address {m} is already a member of the alias")
+        seen.add(key)
+
+
+def alias_list(cfg: Config, domain: str) -> list[str]:
+    """The alias addresses of a domain, sorted."""
+    try:
+        d = parse_domain(domain)
+    except DomainError as e:
+        raise EditError(f"parsing domain: {e}") from None
+    dom = cfg.dynamic.Domains.get(d.name)
+    if dom is None:
+        raise EditError(f"domain {d.name} does not exist")
+    return sorted(f"{key}@{d.name}" for key in dom.Aliases)
+
+
+def alias_get(cfg: Config, address: str) -> model.Alias:
+    """The configuration of an existing alias."""
+    dname, key = _find_alias(cfg, address)
+    return cfg.dynamic.Domains[dname].Aliases[key]
+
+
+def alias_add(cfg: Config, address: str, members: list[str], *, post_public: bool = True) -> Config:
+    """Add an alias with at least one member; by default anyone may post to it, as upstream's ``config alias add``.
+
+    The alias address must not be an account address, and every member must be
+    an address of a local account.
+    """
+    dname, canon = _parse_alias_address(cfg, address)
+    lp = parse_address(address).localpart
+    dom = cfg.dynamic.Domains[dname]
+    for sep in dom.LocalpartCatchallSeparatorsEffective:
+        if sep in lp:
+            raise EditError(f"alias local part cannot contain the domain's catchall separator {sep!r}")
+    if canon in cfg.account_destinations:
+        raise EditError(f"address {canon} is already configured for an account")
+    if _alias_key(cfg, dname, canon) is not None:
+        raise EditError(f"alias {canon} already exists")
+    if not members:
+        raise EditError("an alias needs at least one member address")
+    _member_keys(cfg, members, [])
+
+    def change(dyn: model.Dynamic) -> None:
+        dyn.Domains[dname].Aliases[format_localpart(lp)] = model.Alias(Addresses=list(members), PostPublic=post_public)
+
+    return apply(cfg, change)
+
+
+def alias_update(
+    cfg: Config,
+    address: str,
+    *,
+    post_public: bool | None = None,
+    list_members: bool | None = None,
+    allow_msg_from: bool | None = None,
+) -> Config:
+    """Change the settings of an alias; None leaves a setting as it is."""
+    dname, key = _find_alias(cfg, address)
+
+    def change(dyn: model.Dynamic) -> None:
+        alias = dyn.Domains[dname].Aliases[key]
+        if post_public is not None:
+            alias.PostPublic = post_public
+        if list_members is not None:
+            alias.ListMembers = list_members
+        if allow_msg_from is not None:
+            alias.AllowMsgFrom = allow_msg_from
+
+    return apply(cfg, change)
+
+
+def alias_remove(cfg: Config, address: str) -> Config:
+    """Remove an alias; mail to its address is rejected afterwards."""
+    dname, key = _find_alias(cfg, address)
+
+    def change(dyn: model.Dynamic) -> None:
+        del dyn.Domains[dname].Aliases[key]
+
+    return apply(cfg, change)
+
+
+def alias_addresses_add(cfg: Config, address: str, members: list[str]) -> Config:
+    """Add members (local account addresses) to an alias."""
+    if not members:
+        raise EditError("at least one address required")
+    dname, key = _find_alias(cfg, address)
+    _member_keys(cfg, members, cfg.dynamic.Domains[dname].Aliases[key].Addresses)
+
+    def change(dyn: model.Dynamic) -> None:
+        dyn.Domains[dname].Aliases[key].Addresses.extend(members)
+
+    return apply(cfg, change)
+
+
+def alias_addresses_remove(cfg: Config, address: str, members: list[str]) -> Config:
+    """Remove members from an alias. Refused if one is not a member, or if no member would be left."""
+    if not members:
+        raise EditError("at least one address required")
+    dname, key = _find_alias(cfg, address)
+    current = cfg.dynamic.Domains[dname].Aliases[key].Addresses
+
+    def canon(a: str) -> str:
+        try:
+            return _member_key(cfg, a)
+        except EditError:
+            return a  # Compared as written, e.g. a member whose account address was removed meanwhile.
+
+    gone = {canon(m) for m in members}
+    missing = [m for m in members if canon(m) not in {canon(c) for c in current}]
+    if missing:
+        raise EditError(f"address not found: {', '.join(missing)}")
+    kept = [c for c in current if canon(c) not in gone]
+    if not kept:
+        raise EditError("an alias needs at least one member address; remove the alias instead")
+
+    def change(dyn: model.Dynamic) -> None:
+        dyn.Domains[dname].Aliases[key].Addresses = kept
+
+    return apply(cfg, change)
