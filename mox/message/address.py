@@ -230,8 +230,8 @@ def _parse_mailbox(toks: list[_Tok], comments: list[str]) -> Address | None:
             return None  # "<>", the null path: no mailbox.
         return Address(name, user, host)
     has_at = any(t.kind == _SPECIAL and t.text == "@" for t in toks)
-    if not has_at and len(toks) > 1 and any(t.space_before for t in toks[1:]):
-        # Several words without "@" or "<": a display name without an address.
+    if not has_at and (any(t.space_before for t in toks[1:]) or any(t.kind == _QUOTED for t in toks)):
+        # Several words or a quoted string, without "@" or "<": a display name without an address.
         return Address(_phrase([t for t in toks if t.kind != _SPECIAL or t.text == "."]), "", "")
     user, host = _addr_spec(toks)
     name = ""
@@ -280,6 +280,10 @@ def parse_address_list(value: str | bytes) -> list[Address]:
     simple = _parse_simple(s)
     if simple is not None:
         return simple
+    return _parse_full(s)
+
+
+def _parse_full(s: str) -> list[Address]:
     out: list[Address] = []
     for span in _split_mailboxes(s):
         toks, comments = _tokenize(span)
