@@ -40,8 +40,6 @@ ENVELOPE_FIELDS = frozenset(
 )
 """Lower-case names of the header fields an envelope is made of."""
 
-_ADDRESS_FIELDS = ("from", "sender", "reply-to", "to", "cc", "bcc")
-
 
 @dataclass(slots=True)
 class Envelope:

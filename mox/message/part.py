@@ -87,7 +87,7 @@ class Part:
     body_offset: int = 0
     end_offset: int = 0
     body_lines: int = 0
-    """Number of lines in the raw body (RFC 3501 body-fld-lines); a last line without line ending counts."""
+    """Lines in the raw body (RFC 3501 body-fld-lines), a last line without line ending included; 0 for multiparts."""
     media_type: str = "TEXT"
     media_subtype: str = "PLAIN"
     params: dict[str, str] = field(default_factory=dict)
@@ -131,15 +131,25 @@ class Part:
         """The header fields of this part, as :func:`mox.message.parse_headers` returns them."""
         return parse_headers(self.header_bytes(raw))
 
-    def decoded_body(self, raw: bytes) -> bytes:
-        """The body with its Content-Transfer-Encoding (base64, quoted-printable) decoded, leniently."""
-        return decode_transfer(self.body_bytes(raw), self.content_transfer_encoding)
+    def decoded_body(self, raw: bytes, *, text_crlf: bool = False) -> bytes:
+        """The body with its Content-Transfer-Encoding (base64, quoted-printable) decoded, leniently.
 
-    def decoded_size(self, raw: bytes) -> int:
-        """Size of the decoded body (IMAP BINARY.SIZE, RFC 3516 section 4.2)."""
-        if self.content_transfer_encoding in IDENTITY_ENCODINGS:
+        With text_crlf, line endings of TEXT parts become CRLF (bare LF and
+        bare CR), as upstream mox serves IMAP BINARY for text (RFC 3516
+        section 4.2 asks for canonical form).
+        """
+        body = decode_transfer(self.body_bytes(raw), self.content_transfer_encoding)
+        if text_crlf and self.media_type == "TEXT":
+            body = to_crlf(body)
+        return body
+
+    def decoded_size(self, raw: bytes, *, text_crlf: bool = False) -> int:
+        """Size of the decoded body (IMAP BINARY.SIZE, RFC 3516 section 4.2); text_crlf as for decoded_body."""
+        if self.content_transfer_encoding in IDENTITY_ENCODINGS and not (
+            text_crlf and self.media_type == "TEXT"
+        ):
             return self.end_offset - self.body_offset
-        return len(self.decoded_body(raw))
+        return len(self.decoded_body(raw, text_crlf=text_crlf))
 
     def text(self, raw: bytes) -> str:
         """The decoded body as text, in the charset parameter; never raises.
@@ -222,7 +232,13 @@ class Part:
     # Serialisation.
 
     def to_json(self) -> dict[str, Any]:
-        """A compact JSON-serialisable dict; fields with default values are left out."""
+        """A compact JSON-serialisable dict; fields with default values are left out.
+
+        Keys: h, b, e (offsets), n (body_lines), t, s (media type, subtype;
+        absent for TEXT/PLAIN), p (params), id, desc, cte, disp, dp, lang,
+        loc, md5, parts, msg (message), env (:meth:`Envelope.to_json`), md
+        (message_decoded), x (defects).
+        """
         d: dict[str, Any] = {"h": self.header_offset, "b": self.body_offset, "e": self.end_offset}
         if self.body_lines:
             d["n"] = self.body_lines
@@ -478,6 +494,14 @@ def _add_message(job: _Job, work: list[_Job]) -> None:
     inner = decode_transfer(job.data[start:end], p.content_transfer_encoding)
     p.message_decoded = True
     work.append(_Job(child, inner, line_ending(inner), 0, len(inner), job.depth + 1, True, ("TEXT", "PLAIN")))
+
+
+def to_crlf(data: bytes) -> bytes:
+    """Return data with every line ending (CRLF, bare LF, bare CR) as CRLF."""
+    crlf = data.count(b"\r\n")
+    if crlf == data.count(b"\n") == data.count(b"\r"):
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def _make_opaque(p: Part, defect: str) -> None:

@@ -1,7 +1,7 @@
 """Message previews: a short text to show next to the subject (RFC 8970, IMAP PREVIEW).
 
-RFC 8970 section 3.1 leaves the algorithm to the server, with at most 256
-characters of plain text. As upstream mox: the first text/plain or text/html
+RFC 8970 leaves the algorithm to the server ("Preview Text Format": at most 256
+characters of plain text). As upstream mox: the first text/plain or text/html
 part that is not an attachment is used; quoted text and the "On ... wrote:"
 line introducing it become a single "[...]" line, a trailing signature
 (a "--" line followed by a few lines) is left out, and lines are kept
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .part import Part
 
 PREVIEW_MAX_CHARS = 256
-"""RFC 8970 section 3.1: at most 256 characters."""
+"""RFC 8970, preview text format: at most 256 characters."""
 
 _TEXT_LIMIT = 1024 * 1024  # Look at no more than this much body text, as upstream.
 _LOOKAHEAD = 10  # Lines of look-ahead for signatures and quotes, as upstream.
@@ -37,7 +37,7 @@ def preview(text: str) -> str:
 
     def next_line_quoted(i: int) -> bool:
         # The line after i (skipping one empty line) is quoted or a snip mark.
-        end = window_end(i - 0)
+        end = window_end(i)
         if i + 1 < end and lines[i + 1] == "":
             i += 1
         return i + 1 < end and (lines[i + 1].startswith(">") or lines[i + 1] in _SNIPPED)

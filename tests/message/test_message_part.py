@@ -568,3 +568,18 @@ def test_json_form_is_compact() -> None:
     d = p.to_json()
     assert d == {"h": 0, "b": 14, "e": 21, "n": 1, "env": ["", "x", [], [], [], [], [], [], "", ""]}
     assert Part.from_json(d) == p
+
+
+def test_decoded_body_text_crlf_for_imap_binary() -> None:
+    raw = b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nYQpiDWMNCmQ=\r\n"
+    p = parse(raw)
+    assert p.decoded_body(raw) == b"a\nb\rc\r\nd"
+    assert p.decoded_body(raw, text_crlf=True) == b"a\r\nb\r\nc\r\nd"
+    assert p.decoded_size(raw, text_crlf=True) == 10
+    raw = b"Subject: x\n\nline1\nline2\n"
+    p = parse(raw)
+    assert p.decoded_size(raw) == 12
+    assert p.decoded_size(raw, text_crlf=True) == 14
+    raw = b"Content-Type: image/png\n\n\n\n"
+    p = parse(raw)
+    assert p.decoded_body(raw, text_crlf=True) == b"\n\n"
