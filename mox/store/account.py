@@ -783,7 +783,7 @@ class Account:
         for i in range(len(refs) - 1, -1, -1):
             r = c.execute(
                 "SELECT id, thread_id, thread_parent_ids, thread_muted, thread_collapsed FROM message "
-                "WHERE message_id = ? AND subject_base = ? AND expunged = 0 ORDER BY id DESC LIMIT 1",
+                "WHERE message_id = ? AND message_id != '' AND subject_base = ? AND expunged = 0 ORDER BY id DESC LIMIT 1",
                 (refs[i], info.subject_base),
             ).fetchone()
             if r is not None:
@@ -795,7 +795,7 @@ class Account:
         if info.is_response and info.subject_base:
             r = c.execute(
                 "SELECT id, thread_id, thread_parent_ids, thread_muted, thread_collapsed FROM message "
-                "WHERE subject_base = ? AND received >= ? AND received <= ? AND expunged = 0 ORDER BY received DESC LIMIT 1",
+                "WHERE subject_base = ? AND subject_base != '' AND received >= ? AND received <= ? AND expunged = 0 ORDER BY received DESC LIMIT 1",
                 (info.subject_base, received - THREAD_SUBJECT_WINDOW, received),
             ).fetchone()
             if r is not None:
