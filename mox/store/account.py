@@ -6,9 +6,9 @@ Layout under ``<DataDir>/accounts/<name>/``: ``index.db`` (metadata),
 
 All database work runs on one thread per account (the event loop never
 waits on SQLite); each public method is one transaction. Durability: a
-message file is written and fsynced in ``tmp/``, renamed into ``msg/`` inside
-the transaction that inserts its row, the directory is fsynced, then the
-transaction commits; only then does the caller get the message back (and
+message file is written in ``tmp/`` and synced to disk (one syncfs for all
+files of a group), renamed into ``msg/`` inside the transaction that inserts
+its row, the directory is fsynced, then the transaction commits; only then does the caller get the message back (and
 may acknowledge it). A crash before commit leaves only a file without a row,
 removed at the next open (orphan cleanup). Deliveries that arrive while a
 transaction runs are committed together in the next one (group commit).
@@ -498,8 +498,8 @@ class Account:
     ) -> Message:
         """Store a message in a mailbox and return it once committed (safe to acknowledge).
 
-        The message file is written and fsynced off the event loop; concurrent
-        calls share one database transaction. Raises QuotaExceeded, MailboxNotFound
+        The message file is written off the event loop; concurrent calls share
+        one database transaction and one file system sync (group commit). Raises QuotaExceeded, MailboxNotFound
         (when create_mailbox is false) or StoreError.
         """
         mailbox = check_mailbox_name(mailbox)
@@ -507,7 +507,8 @@ class Account:
             from mox.store.deliver import message_info
 
             info = await asyncio.to_thread(message_info, data)
-        tmp_path = await asyncio.to_thread(self._write_tmp, data)
+        # Written without fsync: the commit that includes it syncs all its files at once.
+        tmp_path = await asyncio.to_thread(self._write_tmp, data, False)
         loop = asyncio.get_running_loop()
         p = _PendingAdd(
             mailbox=mailbox,
@@ -626,6 +627,9 @@ class Account:
         touched: dict[str, Mailbox] = {}
         dirs: set[Path] = set()
         renamed: list[Path] = []
+        if not all_or_nothing:
+            # One sync for the message files of the whole group (add_messages synced its own).
+            _syncfs(self.dir / "tmp")
         try:
             self._commit_adds_tx(batch, all_or_nothing, results, changes, touched, dirs, renamed)
         except BaseException:

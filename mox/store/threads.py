@@ -28,7 +28,7 @@ from mox.store.account import THREAD_SUBJECT_WINDOW, Account, MessageInfo
 log = mlog.new("store")
 
 # Messages per transaction: small enough that other work waits at most tens of milliseconds.
-REASSIGN_BATCH = 500
+REASSIGN_BATCH = 250
 
 
 @dataclass
