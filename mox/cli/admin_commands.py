@@ -290,26 +290,35 @@ for an account.""",
 )
 def cmd_setaccountpassword(inv: Invocation) -> None:
     (account,) = inv.args
-    # Refuse an unknown account before asking for a password.
-    if account not in _load(inv).dynamic.Accounts:
-        raise CommandError(f"account {account!r} does not exist")
-    password = read_password()
+    # Refuse an unknown account before asking for a password: ask the server
+    # when one runs (it has the current config), else the config files.
     try:
-        client = CtlClient.connect(_ctl_path(inv))
+        probe = CtlClient.connect(_ctl_path(inv))
     except CtlConnectError as e:
         if _server_running(e):
             raise CommandError(str(e)) from None
+        through_server = False
+        if account not in _load(inv).dynamic.Accounts:
+            raise CommandError(f"account {account!r} does not exist") from None
+    else:
+        through_server = True
+        try:
+            probe.call("config account addresses", [account])
+        except CtlError as e:
+            raise CommandError(str(e)) from None
+    password = read_password()
+    if not through_server:
         _set_password_direct(_load(inv), account, password)
         return
-    # The password goes in a JSON frame after the request: requests are logged.
+    # A new connection after the prompt: the server closes idle ones. The
+    # password goes in a JSON frame after the request, as requests are logged.
     try:
+        client = CtlClient.connect(_ctl_path(inv))
         client.start("setaccountpassword", [account])
         client.send_json({"password": password})
         client.finish()
     except CtlError as e:
         raise CommandError(str(e)) from None
-    finally:
-        client.close()
 
 
 def _set_password_direct(cfg: Config, account: str, password: str) -> None:

@@ -482,7 +482,15 @@ def alias_list(cfg: Config, domain: str) -> list[str]:
     dom = cfg.dynamic.Domains.get(d.name)
     if dom is None:
         raise EditError(f"domain {d.name} does not exist")
-    return sorted(f"{key}@{d.name}" for key in dom.Aliases)
+    return sorted(f"{_normal_localpart(key)}@{d.name}" for key in dom.Aliases)
+
+
+def _normal_localpart(key: str) -> str:
+    """A configured local part in its usual written form (quoted only when needed)."""
+    try:
+        return format_localpart(parse_localpart(key))
+    except AddressError:
+        return key
 
 
 def alias_get(cfg: Config, address: str) -> model.Alias:

@@ -222,3 +222,15 @@ def test_domain_disable_and_enable(cd: Any, cfg: load.Config) -> None:
     assert "Disabled" not in cd.domains_conf.read_text()
     refused(cd, lambda: edit.domain_disabled(got, "example.net", True), "domain example.net does not exist")
     refused(cd, lambda: edit.domain_disabled(got, "exa mple.net", True), "parsing domain")
+
+
+def test_alias_list_writes_local_parts_in_their_usual_form(make_config_dir: Callable[..., Any], base_mox_conf: str) -> None:
+    text = DOMAINS_CONF.replace(
+        "\texample.org:\n", '\t\tAliases:\n\t\t\t"team":\n\t\t\t\tAddresses:\n\t\t\t\t\t- mjl@example.com\n\texample.org:\n'
+    )
+    cd = make_config_dir(base_mox_conf, text)
+    cfg = load.load_config(cd.mox_conf)
+    assert edit.alias_list(cfg, "example.com") == ["team@example.com"]
+    assert edit.alias_get(cfg, "team@example.com").Addresses == ["mjl@example.com"]
+    new = reloaded(cd, edit.alias_addresses_add(cfg, "team@example.com", ["jan@example.com"]))
+    assert new.dynamic.Domains["example.com"].Aliases['"team"'].Addresses == ["mjl@example.com", "jan@example.com"]
