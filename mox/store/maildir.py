@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,10 +208,12 @@ class MaildirListing:
     problems: list[ImportProblem]
 
 
-def _sort_key(item: tuple[str, Path]) -> tuple[float, str]:
+def _sort_key(item: tuple[str, Path]) -> tuple[float, list[tuple[int, str]]]:
+    """By the time in the name, then naturally ("2.x" before "10.x"), so messages are imported in arrival order."""
     base = item[0].rsplit("/", 1)[-1]
     t = received_from_filename(base)
-    return (t if t is not None else float("inf"), base)
+    natural = [(int(p), "") if p.isdigit() else (0, p) for p in re.split(r"(\d+)", base) if p]
+    return (t if t is not None else float("inf"), natural)
 
 
 def list_maildir(path: Path) -> MaildirListing:
