@@ -499,12 +499,20 @@ def _export_maildir(account_dir: Path, dest: Path, name: str, msgs: Any, result:
         )
 
 
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    if n < 1000_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB"
+
+
 def describe_result(r: ImportResult) -> list[str]:
     """Lines for the user: each problem, then the summary."""
     lines = [str(p) for p in r.problems]
     if r.problems_omitted:
         lines.append(f"... and {r.problems_omitted} more problems (see the server log)")
-    summary = f"imported {r.imported} message{'s' if r.imported != 1 else ''} ({r.size / 1e6:.1f} MB)"
+    summary = f"imported {r.imported} message{'s' if r.imported != 1 else ''} ({_size(r.size)})"
     if r.skipped:
         summary += f", skipped {r.skipped}"
     lines.append(summary)
