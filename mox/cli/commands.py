@@ -243,8 +243,18 @@ def cmd_config_account_list(inv: Invocation) -> None:
             names = client.call("config account list", [])
         except CtlError as e:
             raise CommandError(str(e)) from None
+    disabled = _disabled_accounts(inv)
     for name in names:
-        print(name)
+        print(f"{name}\t(disabled)" if name in disabled else name)
+
+
+def _disabled_accounts(inv: Invocation) -> set[str]:
+    # As upstream, disabled accounts are marked. Read from the files: it works with and without a server.
+    try:
+        cfg = _load(inv)
+    except CommandError:
+        return set()
+    return {n for n, a in cfg.dynamic.Accounts.items() if a.LoginDisabled}
 
 
 @command(

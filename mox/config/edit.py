@@ -203,10 +203,15 @@ def address_remove(cfg: Config, address: str) -> Config:
                 break
         else:
             raise EditError("address not removed: it is probably a postmaster or reporting address, configured elsewhere")
+        # As upstream: the address leaves the aliases it is a member of, unless it is the last member.
         for dname, dom in dyn.Domains.items():
             for alias_lp, alias in dom.Aliases.items():
-                if any(m.lower() == address.lower() for m in alias.Addresses):
-                    raise EditError(f"address is a member of alias {alias_lp}@{dname}; remove it from the alias first")
+                keep = [m for m in alias.Addresses if _destination_key(cfg, acc, m) != key]
+                if len(keep) == len(alias.Addresses):
+                    continue
+                if not keep:
+                    raise EditError(f"address is the last member of alias {alias_lp}@{dname}; remove the alias first")
+                alias.Addresses = keep
 
     return apply(cfg, change)
 

@@ -234,3 +234,10 @@ def test_alias_list_writes_local_parts_in_their_usual_form(make_config_dir: Call
     assert edit.alias_get(cfg, "team@example.com").Addresses == ["mjl@example.com"]
     new = reloaded(cd, edit.alias_addresses_add(cfg, "team@example.com", ["jan@example.com"]))
     assert new.dynamic.Domains["example.com"].Aliases['"team"'].Addresses == ["mjl@example.com", "jan@example.com"]
+
+
+def test_address_remove_leaves_aliases_but_not_the_last_member(cd: Any, cfg: load.Config) -> None:
+    cfg = reloaded(cd, edit.alias_add(cfg, "team@example.com", ["mjl@example.com", "jan@example.com"]))
+    new = reloaded(cd, edit.address_remove(cfg, "jan@example.com"))
+    assert new.dynamic.Domains["example.com"].Aliases["team"].Addresses == ["mjl@example.com"]
+    refused(cd, lambda: edit.address_remove(new, "mjl@example.com"), "last member of alias team@example.com")
