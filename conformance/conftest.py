@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from mox.dns.testserver import isolated_default_dns
 def _no_system_dns() -> Iterator[None]:
     """mox processes started here inherit MOX_DNS pointing at an empty loopback server."""
     with isolated_default_dns():
+        # Servers started by these tests check mailbox counts of every account at close.
+        os.environ["MOX_TEST_CHECK_COUNTS"] = "1"
         yield
 
 

@@ -88,3 +88,5 @@ class MoxServe:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # With MOX_TEST_CHECK_COUNTS=1 the server checked every account's counts at close.
+        assert "account check failed" not in self.log(), self.log()

@@ -23,6 +23,17 @@ def dns_resolver(dns_server: DNSTestServer) -> StubResolver:
     return dns_server.resolver(timeout=2.0, attempt_timeout=1.0)
 
 
+@pytest.fixture(autouse=True)
+def _check_counts_on_close() -> Iterator[None]:
+    """Every account closed in a test recomputes its mailbox counts and fails the test on a mismatch."""
+    from mox.store import account
+
+    old = account.CHECK_ON_CLOSE
+    account.CHECK_ON_CLOSE = True
+    yield
+    account.CHECK_ON_CLOSE = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_system_dns() -> Iterator[None]:
     """Code that falls back to the default resolver queries an empty loopback

@@ -284,7 +284,10 @@ class Server:
         from mox.store import close_all_accounts
 
         # Pending deliveries commit, then every account database closes.
-        await close_all_accounts()
+        try:
+            await close_all_accounts()
+        except Exception as e:
+            log.errorx("account check failed at close", e)
         self.services_stopped.set()
         # Let a "mox stop" client receive its answer before the ctl socket goes.
         if self._ctl is not None:

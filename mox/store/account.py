@@ -61,9 +61,10 @@ GROUP_COMMIT_MAX = 256
 # RFC 5256 has no window for subject-only threading; upstream uses 4 weeks.
 THREAD_SUBJECT_WINDOW = 28 * 24 * 3600
 
-# Tests set this (mox.store.account.CHECK_ON_CLOSE = True) so every account
-# close recomputes counts and fails on a mismatch.
-CHECK_ON_CLOSE = False
+# Tests set this (mox.store.account.CHECK_ON_CLOSE = True, or the environment
+# variable MOX_TEST_CHECK_COUNTS=1 for server processes) so every account close
+# recomputes counts and fails on a mismatch.
+CHECK_ON_CLOSE = os.environ.get("MOX_TEST_CHECK_COUNTS") == "1"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -1130,12 +1131,22 @@ async def _upgrade_threads(acc: Account) -> None:
 
 
 async def close_all_accounts() -> None:
-    """Close every open account (server shutdown), waiting for pending work."""
+    """Close every open account (server shutdown), waiting for pending work.
+
+    Every account is closed even if one fails; the first failure is raised after.
+    """
     accs = list(_registry.accounts.values())
     _registry.accounts.clear()
+    first: BaseException | None = None
     for acc in accs:
         acc._refs = 0
-        await _finish_close(acc)
+        try:
+            await _finish_close(acc)
+        except Exception as e:
+            log.errorx("closing account", e, account=acc.name)
+            first = first or e
+    if first is not None:
+        raise first
 
 
 # Maintenance operations on an open account (see mox.store.maintenance).

@@ -27,6 +27,10 @@ class UnknownRecipient(StoreError):
     """No account or alias has this address (SMTP 550 5.1.1)."""
 
 
+class DomainDisabled(StoreError):
+    """The recipient domain is disabled: a temporary refusal (SMTP 450 4.2.1), as upstream."""
+
+
 class AliasPostRefused(StoreError):
     """The alias only accepts messages from its members (PostPublic is off)."""
 
@@ -84,6 +88,8 @@ def resolve_recipient(cfg: Config, rcpt: Address, msg_from: str = "") -> list[Re
     dom = cfg.dynamic.Domains.get(rcpt.domain.name)
     if dom is None:
         raise UnknownRecipient(f"domain {rcpt.domain.name} is not a local domain")
+    if dom.Disabled:
+        raise DomainDisabled("recipient domain temporarily disabled")
     lp = canonical_localpart(rcpt.localpart, dom)
     exact = cfg.account_destinations.get(f"{format_localpart(lp)}@{rcpt.domain.name}")
     if exact is not None:

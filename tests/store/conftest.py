@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from mox.store import account as account_mod
 from mox.store.account import Account, open_account
-
-
-@pytest.fixture(autouse=True)
-def _check_counts_on_close() -> Iterator[None]:
-    old = account_mod.CHECK_ON_CLOSE
-    account_mod.CHECK_ON_CLOSE = True
-    yield
-    account_mod.CHECK_ON_CLOSE = old
 
 
 @pytest.fixture

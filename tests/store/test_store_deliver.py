@@ -137,3 +137,12 @@ def test_message_info_uses_headers() -> None:
     assert info.subject_base == "café" and info.is_response
     assert info.referenced_ids[-1] == "r2@x"
     assert info.parsed_json
+
+
+def test_disabled_domain_refuses_temporarily(cfg: Config) -> None:
+    from mox.config import edit
+    from mox.store.deliver import DomainDisabled
+
+    cfg = edit.domain_disabled(cfg, "example.org", True)
+    with pytest.raises(DomainDisabled, match="temporarily disabled"):
+        accounts(cfg, "jan@example.org")
