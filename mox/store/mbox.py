@@ -44,6 +44,7 @@ Decisions, following upstream mox where it decided:
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -189,17 +190,19 @@ def quote_from(data: bytes) -> bytes:
 
 # Flag headers.
 
-_META_FIELDS = (b"status", b"x-status", b"x-keywords", b"content-length")
-
 
 def _header_end(data: bytes) -> int:
     """Offset just past the header's lines (the empty line not included); len(data) without empty line."""
-    if data.startswith(b"\n") or data.startswith(b"\r\n"):
+    if data[:1] == b"\n" or data[:2] == b"\r\n":
         return 0
     i = data.find(b"\n\n")
-    j = data.find(b"\n\r\n")
-    ends = [x for x in (i, j) if x >= 0]
-    return min(ends) + 1 if ends else len(data)
+    j = data.find(b"\n\r\n", 0, i if i >= 0 else len(data))
+    if j >= 0:
+        return j + 1
+    return i + 1 if i >= 0 else len(data)
+
+
+_META_LINE = re.compile(rb"(?im)^(status|x-status|x-keywords|content-length)[ \t]*:([^\n]*)(?:\n|$)")
 
 
 def split_meta_headers(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -211,19 +214,12 @@ def split_meta_headers(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     end = _header_end(data)
     head = data[:end]
     low = head.lower()
-    if not any(name + b":" in low for name in _META_FIELDS):
+    if b"status" not in low and b"x-keywords" not in low and b"content-length" not in low:
         return data, []
-    kept: list[bytes] = []
-    removed: list[tuple[bytes, bytes]] = []
-    for line in head.splitlines(keepends=True):
-        name, sep, value = line.partition(b":")
-        if sep and name.strip().lower() in _META_FIELDS and not line[:1].isspace():
-            removed.append((name.strip().lower(), value.strip()))
-        else:
-            kept.append(line)
+    removed = [(m.group(1).lower(), m.group(2).strip()) for m in _META_LINE.finditer(head)]
     if not removed:
         return data, []
-    return b"".join(kept) + data[end:], removed
+    return _META_LINE.sub(b"", head) + data[end:], removed
 
 
 def flags_from_meta(fields: list[tuple[bytes, bytes]]) -> tuple[Flags, list[str]]:
@@ -284,6 +280,7 @@ _ASCTIME = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=256)
 def parse_from_line_date(line: bytes) -> float | None:
     """The date of a From line ("From sender date") as unix time, or None."""
     parts = line.rstrip(b"\r\n").split(b" ", 2)

@@ -1,0 +1,199 @@
+"""Import of a large mbox through a running server: ``mox import mbox`` as a user runs it.
+
+Makes (or takes) the 10,000-message, 98 MB mbox of ../shared/bench/mailbench.py
+(``mailbench.py mbox --n 10000 --out FILE``), starts a real ``mox serve`` on a
+local config with free loopback ports (DNS answered by an empty loopback test
+server), runs ``python -m mox -config ... import mbox mox Inbox FILE`` and
+prints one JSON line per run: wall time of the command, MB/s, messages/s,
+the server's CPU seconds during the import, its peak RSS (VmHWM) and RSS
+before the import.
+
+File creation on a shared machine's disk varies a lot with other load; each
+line also has ``file_create_us``, the cost of creating a small file measured
+just before the run on the same file system, so runs can be compared.
+
+    .venv/bin/python bench/import_mbox.py [--n 10000] [--mbox FILE] [--runs 1]
+
+Bounded: the import must finish within --timeout seconds (default 300); the
+server is stopped and its directory removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mox.config.example import LocalPorts, write_local_config
+from mox.dns.testserver import isolated_default_dns
+
+REPO = Path(__file__).resolve().parent.parent
+MAILBENCH = REPO.parent / "shared" / "bench" / "mailbench.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A kB value from /proc/PID/status (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def file_create_us(d: Path, n: int = 300) -> float:
+    """Microseconds to create (and write 10 kB to) a file in d, now."""
+    p = d / "probe"
+    p.mkdir()
+    data = b"x" * 10000
+    t = time.perf_counter()
+    for i in range(n):
+        fd = os.open(p / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+    us = (time.perf_counter() - t) / n * 1e6
+    shutil.rmtree(p)
+    return us
+
+
+class Server:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        ports = LocalPorts(*(free_port() for _ in range(8)))
+        self.config = write_local_config(root, ports=ports, ips=["127.0.0.1"])
+        self.log = root / "serve.log"
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mox", "-config", str(self.config), "serve"],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while 'm="mox started"' not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"mox serve did not start:\n{self.log.read_text(errors='replace')}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        root = Path(tmp)
+        probe = file_create_us(root)
+        server = Server(root)
+        pid = server.proc.pid
+        try:
+            rss_before = proc_status(pid, "VmRSS")
+            peak = [proc_status(pid, "VmHWM")]
+            done = threading.Event()
+
+            def poll() -> None:
+                # VmHWM is the true peak; VmRSS polling is a cross-check.
+                while not done.wait(0.05):
+                    try:
+                        peak.append(proc_status(pid, "VmRSS"))
+                    except OSError:
+                        return
+
+            poller = threading.Thread(target=poll, daemon=True)
+            poller.start()
+            cpu0 = cpu_seconds(pid)
+            t0 = time.monotonic()
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mox",
+                    "-config",
+                    str(server.config),
+                    "import",
+                    "mbox",
+                    "mox",
+                    "Inbox",
+                    str(mbox),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            wall = time.monotonic() - t0
+            cpu = cpu_seconds(pid) - cpu0
+            done.set()
+            poller.join()
+            hwm = proc_status(pid, "VmHWM")
+            if r.returncode != 0 or f"imported {n} messages" not in r.stderr:
+                raise SystemExit(f"import failed ({r.returncode}):\n{r.stderr}")
+            server_line = next(
+                (line for line in server.log.read_text().splitlines() if 'm="imported messages"' in line), ""
+            )
+        finally:
+            server.stop()
+    size = mbox.stat().st_size
+    return {
+        "bench": "import_mbox",
+        "messages": n,
+        "mbox_mb": round(size / 1e6, 1),
+        "wall_s": round(wall, 2),
+        "mb_per_s": round(size / 1e6 / wall, 1),
+        "msgs_per_s": round(n / wall),
+        "server_cpu_s": round(cpu, 2),
+        "server_peak_rss_mb": round(max(hwm, *peak) / 1024, 1),
+        "server_rss_before_mb": round(rss_before / 1024, 1),
+        "server_import_duration": server_line.rsplit("duration=", 1)[-1] if server_line else "",
+        "file_create_us": round(probe),
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10000, help="messages in the generated mbox")
+    ap.add_argument("--mbox", type=Path, help="use this mbox instead of generating one (give --n to match)")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=300.0)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-mbox-") as tmp, isolated_default_dns():
+        mbox = a.mbox
+        if mbox is None:
+            mbox = Path(tmp) / "bench.mbox"
+            subprocess.run(
+                [sys.executable, str(MAILBENCH), "mbox", "--n", str(a.n), "--out", str(mbox)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                timeout=a.timeout,
+            )
+        for _ in range(a.runs):
+            print(json.dumps(run_once(mbox, a.n, a.timeout)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
