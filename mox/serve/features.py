@@ -42,7 +42,6 @@ def not_implemented_features(cfg: Config) -> list[str]:
         (any(dom.DKIM.Sign for dom in d.Domains.values()), "Domains.*.DKIM (signing)"),
         (any(dom.MTASTS for dom in d.Domains.values()), "Domains.*.MTASTS"),
         (any(dom.DMARC or dom.TLSRPT for dom in d.Domains.values()), "Domains.*.DMARC/TLSRPT (incoming reports)"),
-        (any(dom.Aliases for dom in d.Domains.values()), "Domains.*.Aliases"),
         (any(a.JunkFilter for a in d.Accounts.values()), "Accounts.*.JunkFilter"),
         (any(a.OutgoingWebhook or a.IncomingWebhook for a in d.Accounts.values()), "Accounts.*.Webhooks"),
         (any(a.Routes for a in d.Accounts.values()), "Accounts.*.Routes"),
