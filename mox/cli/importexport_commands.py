@@ -71,10 +71,17 @@ class Progress:
         self._last_time = 0.0
         self._last_messages = 0
         self._shown = False
+        self._complete_shown = False
         self.messages = 0
         self.nbytes = 0
 
-    def _line(self) -> str:
+    def _complete(self) -> bool:
+        """Everything was read; the last batches are still being stored."""
+        if self.total_bytes:
+            return self.nbytes >= self.total_bytes
+        return bool(self.total_messages) and self.messages >= (self.total_messages or 0)
+
+    def _line(self, final: bool = False) -> str:
         s = f"importing: {self.messages} messages"
         if self.total_messages:
             s += f" of {self.total_messages}"
@@ -88,14 +95,19 @@ class Progress:
         elapsed = time.monotonic() - self.start
         if elapsed > 0.5 and self.nbytes:
             s += f", {mb / elapsed:.1f} MB/s"
+        if not final and self._complete():
+            s += ", storing the last messages..."
         return s
 
     def update(self, messages: int, nbytes: int) -> None:
+        """Messages and bytes read so far (messages are stored in batches, somewhat later)."""
         self.messages, self.nbytes = messages, nbytes
         now = time.monotonic()
         if self.tty:
-            if now - self._last_time >= PROGRESS_TTY_INTERVAL:
+            complete = self._complete()
+            if now - self._last_time >= PROGRESS_TTY_INTERVAL or (complete and not self._complete_shown):
                 self._last_time = now
+                self._complete_shown = complete
                 self.out.write("\r" + self._line() + "\x1b[K")
                 self.out.flush()
                 self._shown = True
@@ -115,7 +127,7 @@ class Progress:
     def done(self) -> None:
         """End the in-place line (the summary follows on lines of its own)."""
         if self.tty and self._shown:
-            self.out.write("\r" + self._line() + "\x1b[K\n")
+            self.out.write("\r" + self._line(final=True) + "\x1b[K\n")
             self.out.flush()
 
 
