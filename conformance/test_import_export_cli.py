@@ -136,3 +136,24 @@ def test_help_shows_upstream_usage(local_config: Path) -> None:
         assert r.returncode == 0 and usage in r.stdout, r.stdout
     r = run_mox(local_config, "import", "mbox", "mox")
     assert r.returncode == 2 and "usage: mox import mbox" in r.stderr
+
+
+def test_failed_import_through_server_says_how_far_it_got(tmp_path: Path) -> None:
+    server = MoxServe(tmp_path)
+    domains = server.config.parent / "domains.conf"
+    domains.write_text(domains.read_text().replace("\tmox:\n", "\tmox:\n\t\tQuotaMessageSize: 3000\n", 1))
+    server.start()
+    try:
+        msg = b"Subject: filler\n\n" + b"x" * 500 + b"\n"
+        mbox = tmp_path / "big.mbox"
+        mbox.write_bytes(b"".join(b"From a Sat Jan  1 00:00:00 2022\n" + msg + b"\n" for _ in range(20)))
+        r = server.mox("import", "mbox", "mox", "Inbox", str(mbox))
+        assert r.returncode == 1, r.stderr
+        assert "import stopped: 0 messages were imported, the batch of 20 starting at" in r.stderr
+        assert "quota" in r.stderr
+        # The server is fine afterwards.
+        assert server.mox("import", "mbox", "mox", "Inbox", str(tmp_path / "missing")).returncode == 1
+        assert server.mox("loglevels").returncode == 0
+    finally:
+        server.stop()
+    assert account_state(server.data, "Inbox") == []
