@@ -5,12 +5,15 @@ Makes (or takes) the 10,000-message, 98 MB mbox of ../shared/bench/mailbench.py
 local config with free loopback ports (DNS answered by an empty loopback test
 server), runs ``python -m mox -config ... import mbox mox Inbox FILE`` and
 prints one JSON line per run: wall time of the command, MB/s, messages/s,
-the server's CPU seconds during the import, its peak RSS (VmHWM) and RSS
-before the import.
+the server's user and system CPU seconds during the import, its peak RSS
+(VmHWM) and RSS before the import.
 
-File creation on a shared machine's disk varies a lot with other load; each
-line also has ``file_create_us``, the cost of creating a small file measured
-just before the run on the same file system, so runs can be compared.
+Creating a file (allocating an inode) on the shared machine's ext4 varies
+from ~25 to ~900 microseconds of system CPU from one minute to the next, and
+an import creates one file per message; each line also has
+``file_create_us`` and ``file_create_us_after``, the cost of creating a 10 kB
+file measured just before and after the run in the same directory, so runs
+can be compared. The temporary directory is $TMPDIR's (default /tmp).
 
     .venv/bin/python bench/import_mbox.py [--n 10000] [--mbox FILE] [--runs 1]
 
@@ -56,13 +59,15 @@ def proc_status(pid: int, field: str) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
-def file_create_us(d: Path, n: int = 300) -> float:
+def file_create_us(d: Path, n: int = 2000) -> float:
     """Microseconds to create (and write 10 kB to) a file in d, now."""
     p = d / "probe"
     p.mkdir()
@@ -146,7 +151,8 @@ def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
                 timeout=timeout,
             )
             wall = time.monotonic() - t0
-            cpu = cpu_seconds(pid) - cpu0
+            cpu1 = cpu_seconds(pid)
+            user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
             done.set()
             poller.join()
             hwm = proc_status(pid, "VmHWM")
@@ -157,6 +163,7 @@ def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
             )
         finally:
             server.stop()
+        probe_after = file_create_us(root)
     size = mbox.stat().st_size
     return {
         "bench": "import_mbox",
@@ -165,11 +172,13 @@ def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "mb_per_s": round(size / 1e6 / wall, 1),
         "msgs_per_s": round(n / wall),
-        "server_cpu_s": round(cpu, 2),
+        "server_user_s": round(user, 2),
+        "server_sys_s": round(system, 2),
         "server_peak_rss_mb": round(max(hwm, *peak) / 1024, 1),
         "server_rss_before_mb": round(rss_before / 1024, 1),
         "server_import_duration": server_line.rsplit("duration=", 1)[-1] if server_line else "",
         "file_create_us": round(probe),
+        "file_create_us_after": round(probe_after),
         "cpus": os.cpu_count(),
     }
 
