@@ -33,9 +33,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sqlite3
 import unicodedata
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,9 @@ def normalize_mailbox(name: str) -> str:
     return check_mailbox_name(unicodedata.normalize("NFC", name))
 
 
+_ONLY_LINE_ENDINGS = re.compile(rb"[\r\n]*")
+
+
 class Importer:
     """Collects messages into batches and commits them to a mailbox, one batch in flight at a time."""
 
@@ -150,7 +154,7 @@ class Importer:
             self.result.add_problem(item)
             log.info("import: message skipped", position=item.position, reason=item.reason)
             return
-        if not item.data.strip(b"\r\n"):
+        if _ONLY_LINE_ENDINGS.fullmatch(item.data):
             self.result.add_problem(ImportProblem(item.position, "empty message, skipped"))
             return
         if not self._batch:
@@ -242,7 +246,7 @@ async def import_mbox_file(
     f = await asyncio.to_thread(open, path, "rb")
     try:
 
-        async def chunks() -> Any:
+        async def chunks() -> AsyncIterator[bytes]:
             while data := await asyncio.to_thread(f.read, READ_SIZE):
                 yield data
 

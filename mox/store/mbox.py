@@ -509,7 +509,8 @@ class MboxReader:
                     start = len(buf)
                     break
                 self._scan = max(fe, len(buf) - 5)
-                if not self._skipping and len(buf) - fe > self.max_message_size:
+                # A separator not yet seen can still end the message at most 6 bytes back.
+                if not self._skipping and len(buf) - 6 - fe > self.max_message_size:
                     self.messages += 1
                     self._skipping = True
                     out.append(

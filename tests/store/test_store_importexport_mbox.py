@@ -245,3 +245,36 @@ def test_export_then_import_gives_back_messages_flags_and_keywords(
     for i in range(0, len(mbox), 5):
         counter.feed(mbox[i : i + 5])
     assert counter.count == len(stored)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"From a Sat Jan  1 00:00:00 2022",
+                b"From b",
+                b"",
+                b"\r",
+                b">From x",
+                b"Subject: y",
+                b"x" * 40,
+                b"Status: RO",
+            ]
+        ),
+        max_size=25,
+    ),
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.integers(1, 50),
+    st.integers(10, 200),
+)
+def test_any_chunking_and_size_limit_give_the_same_result(
+    lines: list[bytes], nl: bytes, chunk: int, limit: int
+) -> None:
+    data = b"From first Sat Jan  1 00:00:00 2022" + nl + nl.join(lines)
+    whole = [(type(i), str(i)) for i in read_all(data, max_message_size=limit)]
+    assert [(type(i), str(i)) for i in read_all(data, chunk, max_message_size=limit)] == whole
+    # Every message is accounted for: imported or reported.
+    r = MboxReader(max_message_size=limit)
+    n = len(r.feed(data) + r.close())
+    assert n == r.messages
