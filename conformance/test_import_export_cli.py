@@ -127,10 +127,10 @@ def test_import_and_export_without_server(local_config: Path, tmp_path: Path) ->
 
 def test_help_shows_upstream_usage(local_config: Path) -> None:
     for words, usage in [
-        ("import mbox", "usage: mox import mbox $account $mailbox $mbox"),
-        ("import maildir", "usage: mox import maildir $account $mailbox $maildir"),
-        ("export mbox", "usage: mox export mbox [-single] $dstdir $accountdir [$mailbox]"),
-        ("export maildir", "usage: mox export maildir [-single] $dstdir $accountdir [$mailbox]"),
+        ("import mbox", "usage: mox import mbox $accountname $mailboxname $mbox"),
+        ("import maildir", "usage: mox import maildir $accountname $mailboxname $maildir"),
+        ("export mbox", "usage: mox export mbox [-single] $dstdir $accountpath [$mailbox]"),
+        ("export maildir", "usage: mox export maildir [-single] $dstdir $accountpath [$mailbox]"),
     ]:
         r = run_mox(local_config, "help", *words.split())
         assert r.returncode == 0 and usage in r.stdout, r.stdout

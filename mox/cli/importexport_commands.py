@@ -261,7 +261,7 @@ def _direct(inv: Invocation, fn: Any) -> ImportResult:
 
 @command(
     "import maildir",
-    params="$account $mailbox $maildir",
+    params="$accountname $mailboxname $maildir",
     nargs=(3, 3),
     help="""Import a maildir into an account.
 """
@@ -279,7 +279,7 @@ def cmd_import_maildir(inv: Invocation) -> None:
 
 @command(
     "import mbox",
-    params="$account $mailbox $mbox",
+    params="$accountname $mailboxname $mbox",
     nargs=(3, 3),
     help="""Import an mbox into an account.
 
@@ -335,7 +335,7 @@ _SINGLE = Flag(
 
 @command(
     "export maildir",
-    params="[-single] $dstdir $accountdir [$mailbox]",
+    params="[-single] $dstdir $accountpath [$mailbox]",
     flags=[_SINGLE],
     nargs=(2, 3),
     help="""Export one or all mailboxes from an account in maildir format.
@@ -355,7 +355,7 @@ def cmd_export_maildir(inv: Invocation) -> None:
 
 @command(
     "export mbox",
-    params="[-single] $dstdir $accountdir [$mailbox]",
+    params="[-single] $dstdir $accountpath [$mailbox]",
     flags=[_SINGLE],
     nargs=(2, 3),
     help="""Export messages from one or all mailboxes in an account in mbox format.
