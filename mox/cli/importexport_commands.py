@@ -207,11 +207,17 @@ def _import_mbox(inv: Invocation) -> None:
         size = os.fstat(f.fileno()).st_size
         progress = Progress(total_bytes=size or None)
         client = _connect_or_none(inv)
-        if client is not None:
-            result = _via_ctl(client, "import mbox", [account, mailbox, str(path)], _MboxSource(f, progress))
-        else:
-            result = _direct(inv, lambda acc: import_mbox_file(acc, mailbox, path, progress=progress.update))
-        progress.done()
+        try:
+            if client is not None:
+                result = _via_ctl(
+                    client, "import mbox", [account, mailbox, str(path)], _MboxSource(f, progress)
+                )
+            else:
+                result = _direct(
+                    inv, lambda acc: import_mbox_file(acc, mailbox, path, progress=progress.update)
+                )
+        finally:
+            progress.done()
     _print_result(result)
 
 
@@ -225,16 +231,22 @@ def _import_maildir(inv: Invocation) -> None:
     progress = Progress(total_messages=len(listing.messages))
     client = _connect_or_none(inv)
     if client is None:
-        result = _direct(inv, lambda acc: import_maildir_dir(acc, mailbox, path, progress=progress.update))
-        progress.done()
+        try:
+            result = _direct(
+                inv, lambda acc: import_maildir_dir(acc, mailbox, path, progress=progress.update)
+            )
+        finally:
+            progress.done()
         _print_result(result)
         return
     local: list[ImportProblem] = []
     records = iter_records(listing, local, progress.update)
-    result = _via_ctl(client, "import maildir", [account, mailbox, str(path)], _coalesce(records))
-    progress.done()
+    try:
+        result = _via_ctl(client, "import maildir", [account, mailbox, str(path)], _coalesce(records))
+    finally:
+        progress.done()
     # Files the command line could not read count as skipped too.
-    result.skipped += sum(1 for p in local if p.reason.endswith("skipped"))
+    result.skipped += sum(1 for p in local if p.skipped)
     _print_result(result, local)
 
 

@@ -91,8 +91,8 @@ class ImportResult:
     problems: list[ImportProblem] = field(default_factory=list)
     problems_omitted: int = 0
 
-    def add_problem(self, p: ImportProblem, skipped: bool = True) -> None:
-        if skipped:
+    def add_problem(self, p: ImportProblem) -> None:
+        if p.skipped:
             self.skipped += 1
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append(p)
@@ -104,7 +104,7 @@ class ImportResult:
             "imported": self.imported,
             "skipped": self.skipped,
             "size": self.size,
-            "problems": [[p.position, p.reason] for p in self.problems],
+            "problems": [[p.position, p.reason, p.skipped] for p in self.problems],
             "problems_omitted": self.problems_omitted,
         }
 
@@ -114,7 +114,7 @@ class ImportResult:
             imported=int(d["imported"]),
             skipped=int(d["skipped"]),
             size=int(d.get("size", 0)),
-            problems=[ImportProblem(str(p), str(r)) for p, r in d.get("problems", [])],
+            problems=[ImportProblem(str(p[0]), str(p[1]), bool(p[2])) for p in d.get("problems", [])],
             problems_omitted=int(d.get("problems_omitted", 0)),
         )
 
@@ -280,7 +280,7 @@ async def import_maildir_records(
             if r.name == DOVECOT_KEYWORDS:
                 keywords, problems = parse_dovecot_keywords(r.data)
                 for p in problems:
-                    imp.result.add_problem(ImportProblem(f"{name}/{DOVECOT_KEYWORDS}", p), skipped=False)
+                    imp.result.add_problem(ImportProblem(f"{name}/{DOVECOT_KEYWORDS}", p, skipped=False))
             else:
                 out.append(maildir_message(r.name, r.data, r.mtime, keywords, f"{name}/{r.name}"))
         return out
@@ -322,7 +322,7 @@ async def import_maildir_dir(
     if listing.keywords_file is not None:
         keywords, kproblems = await asyncio.to_thread(read_dovecot_keywords, listing.keywords_file)
         for kp in kproblems:
-            imp.result.add_problem(ImportProblem(str(listing.keywords_file), kp), skipped=False)
+            imp.result.add_problem(ImportProblem(str(listing.keywords_file), kp, skipped=False))
 
     def load(name: str, p: Path) -> ImportMessage | ImportProblem:
         try:

@@ -315,7 +315,9 @@ def iter_records(
                 kdata = f.read(MAX_DOVECOT_KEYWORDS_SIZE + 1)
         except OSError as e:
             problems.append(
-                ImportProblem(str(listing.keywords_file), f"{e.strerror or e}, keywords not used")
+                ImportProblem(
+                    str(listing.keywords_file), f"{e.strerror or e}, keywords not used", skipped=False
+                )
             )
         else:
             if len(kdata) <= MAX_DOVECOT_KEYWORDS_SIZE:
@@ -323,7 +325,9 @@ def iter_records(
                 yield kdata
             else:
                 problems.append(
-                    ImportProblem(str(listing.keywords_file), "file too large, keywords not used")
+                    ImportProblem(
+                        str(listing.keywords_file), "file too large, keywords not used", skipped=False
+                    )
                 )
     n = nbytes = 0
     for name, p in listing.messages:

@@ -133,6 +133,7 @@ class ImportProblem:
 
     position: str
     reason: str
+    skipped: bool = True  # a message was skipped (not: a warning, e.g. about a keywords file)
 
     def __str__(self) -> str:
         return f"{self.position}: {self.reason}"
