@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import make_message
+from storehelpers import make_message
 
 from mox.store import events as ev
 from mox.store.account import Account, MessageInfo, open_account

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_message
+from storehelpers import make_message
 
 from mox.config.example import write_local_config
 from mox.config.load import Config, load_config

@@ -7,7 +7,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from conftest import make_message
+from storehelpers import make_message
 
 from mox.store import account as account_mod
 from mox.store.account import Account, MessageInfo, open_account
