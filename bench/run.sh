@@ -7,4 +7,7 @@ mkdir -p bench/results
 out="bench/results/$(date -u +%Y-%m-%d).jsonl"
 "$PY" bench/config_load.py --accounts 2000 --domains 20 | tee -a "$out"
 "$PY" bench/ctl_stream.py --size-mb 200 | tee -a "$out"
+"$PY" bench/message_parse.py | tee -a "$out"
+"$PY" bench/store_deliver.py --threads 100000 | grep '^{' | tee -a "$out"
+"$PY" bench/import_mbox.py --runs 3 | tee -a "$out"
 echo "results appended to $out"
