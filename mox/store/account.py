@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mox import message as msg
 from mox import mlog
 from mox.store import events as ev
 from mox.store.model import (
@@ -827,6 +828,21 @@ class Account:
             return _message_from_row(r)
 
         return await self._db(run)
+
+    async def parsed(self, m: Message) -> msg.Part:
+        """The message's MIME tree from the parsed-part cache; parsed and cached if missing."""
+        raw = await self._db(lambda: self.conn.execute("SELECT parsed FROM message WHERE id = ?", (m.id,)).fetchone())
+        if raw and raw[0]:
+            return msg.Part.from_json(json.loads(raw[0]))
+        part = await asyncio.to_thread(lambda: msg.parse(self.read_message(m)))
+        cached = json.dumps(part.to_json(), separators=(",", ":"))
+
+        def store() -> None:
+            with self._tx() as c:
+                c.execute("UPDATE message SET parsed = ? WHERE id = ? AND expunged = 0", (cached, m.id))
+
+        await self._db(store)
+        return part
 
     def read_message(self, m: Message) -> bytes:
         """The message's bytes (blocking; call from a thread for large messages)."""

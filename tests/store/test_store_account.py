@@ -236,3 +236,13 @@ async def test_thread_mute_and_collapse_apply_to_whole_thread(account: Account) 
     sub.close()
     new = await account.add_message("Inbox", make_message(), info=info("r2@x", "s", ["root@x", "r@x"], True))
     assert new.thread_muted and new.flags & Flags.SEEN
+
+
+async def test_parsed_part_cache(account: Account) -> None:
+    data = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n"
+    m = await account.add_message("Inbox", data)  # info parsed by the store, cache filled
+    part = await account.parsed(m)
+    assert part.media_type == "MULTIPART" and part.parts[0].body_bytes(data) == b"hi"
+    await account._db(lambda: account.conn.execute("UPDATE message SET parsed = '' WHERE id = ?", (m.id,)))
+    again = await account.parsed(m)
+    assert again.to_json() == part.to_json()
