@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from .encodedword import decode_words
 from .headers import unfold
+from .params import skip_comment
 
 
 @dataclass(slots=True, frozen=True)
@@ -314,20 +315,7 @@ def _split_mailboxes(s: str) -> list[str]:
             i = j + 1
             continue
         if c == "(":
-            depth = 0
-            while i < n:
-                c = s[i]
-                if c == "\\":
-                    i += 2
-                    continue
-                if c == "(":
-                    depth += 1
-                elif c == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                i += 1
-            i += 1
+            i = skip_comment(s, i)
             continue
         if c == "[":
             j = s.find("]", i)

@@ -30,7 +30,7 @@ def is_token(s: str) -> bool:
     return _TOKEN.match(s) is not None
 
 
-def _skip_comment(s: str, i: int) -> int:
+def skip_comment(s: str, i: int) -> int:
     # s[i] == "(": skip a possibly nested comment with quoted-pairs; return index after it.
     depth = 0
     n = len(s)
@@ -58,7 +58,7 @@ def _strip_comments(s: str) -> str:
     while i < n:
         c = s[i]
         if c == "(":
-            i = _skip_comment(s, i)
+            i = skip_comment(s, i)
             out.append(" ")
             continue
         if c == '"':
@@ -128,7 +128,7 @@ def parse_value(value: str) -> tuple[str, dict[str, str], bool]:
             i += 1
             continue
         if c == "(":
-            i = _skip_comment(value, i)
+            i = skip_comment(value, i)
             continue
         eq = value.find("=", i)
         semi = value.find(";", i)
