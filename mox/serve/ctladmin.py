@@ -40,25 +40,8 @@ def _nargs(args: list[str], lo: int, hi: int | None) -> None:
 
 
 async def apply_edit(server: Server, conn: CtlConn, change: Callable[[Config], Config], args: list[str]) -> None:
-    """Run a domains.conf change as the server's own edits do, then make the new config current.
-
-    Raises:
-        CtlCommandError: the change was refused (the file is untouched).
-    """
-    async with server._edit_lock:
-        cfg = server.cfg
-
-        def run() -> Config:
-            with edit.domains_lock(cfg):
-                return change(cfg)
-
-        try:
-            new = await asyncio.to_thread(run)
-        except edit.EditError as e:
-            raise CtlCommandError(str(e)) from None
-        server.cfg = new
-        server._dyn_signature = server._domains_signature()
-        log.info("domains.conf changed through ctl", cmd=conn.cmd, args=" ".join(args))
+    """Run a domains.conf change as the server's own edits do (Server.edit_config)."""
+    await server.edit_config(conn, change, args)
 
 
 def _query(fn: Callable[[], Any]) -> Any:

@@ -228,26 +228,34 @@ class Server:
     async def _ctl_account_list(self, conn: CtlConn, args: list[str]) -> list[str]:
         return sorted(self.cfg.dynamic.Accounts)
 
+    async def edit_config(self, conn: CtlConn, change: Callable[[Config], Config], args: list[str]) -> None:
+        """Apply a domains.conf change (a mox.config.edit function) and make the result current.
+
+        Serialised with other edits and with reloads; the file lock also keeps
+        out a CLI editing directly. Raises CtlCommandError when refused.
+        """
+        async with self._edit_lock:
+            cfg = self.cfg
+
+            def run() -> Config:
+                with edit.domains_lock(cfg):
+                    return change(cfg)
+
+            try:
+                new = await asyncio.to_thread(run)
+            except edit.EditError as e:
+                raise CtlCommandError(str(e)) from None
+            self.cfg = new
+            self._dyn_signature = self._domains_signature()
+            log.info("domains.conf changed through ctl", cmd=conn.cmd, args=" ".join(args))
+
     def _ctl_edit(
         self, fn: Callable[[Config, list[str]], Config], nargs: int
     ) -> Callable[[CtlConn, list[str]], Awaitable[None]]:
         async def handler(conn: CtlConn, args: list[str]) -> None:
             if len(args) != nargs:
                 raise CtlCommandError(f"expected {nargs} arguments, got {len(args)}")
-            async with self._edit_lock:
-                cfg = self.cfg
-
-                def run() -> Config:
-                    with edit.domains_lock(cfg):
-                        return fn(cfg, args)
-
-                try:
-                    new = await asyncio.to_thread(run)
-                except edit.EditError as e:
-                    raise CtlCommandError(str(e)) from None
-                self.cfg = new
-                self._dyn_signature = self._domains_signature()
-                log.info("domains.conf changed through ctl", cmd=conn.cmd, args=" ".join(args))
+            await self.edit_config(conn, lambda cfg: fn(cfg, args), args)
 
         return handler
 
