@@ -32,6 +32,7 @@ import dns.name
 
 from mox.dns.resolver import (
     MX,
+    SRV,
     TLSA,
     IPAddress,
     LookupTimeout,
@@ -79,6 +80,7 @@ class MockResolver:
     ptr: dict[str, list[str]] = field(default_factory=dict)
     tlsa: dict[str, list[TLSA]] = field(default_factory=dict)
     ns: dict[str, list[str]] = field(default_factory=dict)
+    srv: dict[str, list[SRV]] = field(default_factory=dict)
     fail: dict[str, MockFailure] = field(default_factory=dict)
     all_authentic: bool = False
     authentic: set[str] = field(default_factory=set)
@@ -127,13 +129,14 @@ class MockResolver:
         return self.all_authentic
 
     def _exists(self, name: str) -> bool:
-        tables: list[dict[str, list[str]] | dict[str, list[MX]] | dict[str, list[TLSA]] | dict[str, str]] = [
+        tables: list[dict[str, list[str]] | dict[str, list[MX]] | dict[str, list[TLSA]] | dict[str, list[SRV]] | dict[str, str]] = [
             self.a,
             self.aaaa,
             self.txt,
             self.mx,
             self.tlsa,
             self.ns,
+            self.srv,
             self.cname,
         ]
         for table in tables:
@@ -257,6 +260,12 @@ class MockResolver:
         if is_localhost(qname):
             raise NotFound("NS", key, nxdomain=False, authentic=True)
         return self._resolve("NS", key, lambda n: self._table_get(self.ns, n))
+
+    async def lookup_srv(self, name: Name, *, timeout: float | None = None) -> Result[SRV]:
+        qname, key = self._start("SRV", name)
+        if is_localhost(qname):
+            raise NotFound("SRV", key, nxdomain=False, authentic=True)
+        return self._resolve("SRV", key, lambda n: self._table_get(self.srv, n))
 
 
 if TYPE_CHECKING:

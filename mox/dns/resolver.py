@@ -60,6 +60,7 @@ import dns.rdtypes.ANY.TLSA
 import dns.rdtypes.ANY.TXT
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
+import dns.rdtypes.IN.SRV
 import dns.resolver
 import dns.reversename
 
@@ -160,6 +161,16 @@ class TLSA:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class SRV:
+    """An SRV record (RFC 2782): target host without trailing dot."""
+
+    priority: int
+    weight: int
+    port: int
+    target: str
+
+
 class Resolver(Protocol):
     """What every DNS user in moxmail calls; implemented by StubResolver and MockResolver.
 
@@ -207,6 +218,10 @@ class Resolver(Protocol):
 
     async def lookup_ns(self, name: Name, *, timeout: float | None = None) -> Result[str]:
         """NS host names of name, without trailing dot."""
+        ...
+
+    async def lookup_srv(self, name: Name, *, timeout: float | None = None) -> Result[SRV]:
+        """SRV records at name, e.g. ``_imaps._tcp.example.org`` (RFC 6186)."""
         ...
 
 
@@ -548,6 +563,18 @@ class StubResolver:
         rdatas, authentic = await self._query(qname, "NS", timeout)
         hosts = tuple(name_text(rd.target) for rd in rdatas if isinstance(rd, dns.rdtypes.ANY.NS.NS))
         return Result(hosts, authentic)
+
+    async def lookup_srv(self, name: Name, *, timeout: float | None = None) -> Result[SRV]:
+        qname = to_dns_name(name, "SRV")
+        if is_localhost(qname):
+            raise NotFound("SRV", name_text(qname), nxdomain=False, authentic=True)
+        rdatas, authentic = await self._query(qname, "SRV", timeout)
+        records = tuple(
+            SRV(rd.priority, rd.weight, rd.port, name_text(rd.target))
+            for rd in rdatas
+            if isinstance(rd, dns.rdtypes.IN.SRV.SRV)
+        )
+        return Result(records, authentic)
 
 
 # Response codes after which another attempt cannot help (RFC 1035 section
