@@ -114,6 +114,9 @@ CREATE INDEX message_message_id ON message (message_id) WHERE message_id != '';
 CREATE INDEX message_subject_received ON message (subject_base, received) WHERE subject_base != '';
 CREATE INDEX message_thread ON message (thread_id);
 CREATE TABLE password (id INTEGER PRIMARY KEY CHECK (id = 1), secrets TEXT NOT NULL);
+CREATE TABLE outgoing (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, submitted REAL NOT NULL);
+CREATE INDEX outgoing_recipient ON outgoing (recipient, submitted);
+CREATE INDEX outgoing_submitted ON outgoing (submitted);
 CREATE TABLE thread_pending (ref TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (ref, message)) WITHOUT ROWID;
 """
 
@@ -995,6 +998,45 @@ class Account:
                         mb.counts = want
                         self._save_mailbox_state(c, mb, mb.modseq)
             return fixed
+
+        return await self._db(run)
+
+    # Outgoing history, for the daily sending limits (as upstream's SendLimitReached)
+
+    async def check_send_limits(
+        self, recipients: list[str], *, max_messages: int, max_first_time: int, now: float | None = None
+    ) -> tuple[str, int] | None:
+        """Check the 24-hour sending limits for a message to recipients, and record it when allowed.
+
+        Recipients are canonical addresses (UTF-8 domain). Each recipient of each
+        message counts as one message; a first-time recipient is one never sent
+        to before the 24-hour window (or during it, before its first time in it).
+
+        Returns None when allowed (and recorded, in the same transaction, so
+        concurrent submissions cannot overshoot), else (limit name, limit value)
+        with name "MaxOutgoingMessagesPerDay" or "MaxFirstTimeRecipientsPerDay".
+        """
+        t = time.time() if now is None else now
+        since = t - 24 * 3600
+        rcpts = [r.lower() for r in recipients]
+
+        def first_time(c: sqlite3.Connection, rcpt: str, before: float) -> bool:
+            return c.execute("SELECT 1 FROM outgoing WHERE recipient = ? AND submitted < ? LIMIT 1", (rcpt, before)).fetchone() is None
+
+        def run() -> tuple[str, int] | None:
+            with self._tx() as c:
+                window = c.execute("SELECT recipient, MIN(submitted), COUNT(*) FROM outgoing WHERE submitted > ? GROUP BY recipient", (since,)).fetchall()
+                n = sum(r[2] for r in window)
+                if n + len(rcpts) > max_messages:
+                    return ("MaxOutgoingMessagesPerDay", max_messages)
+                if n + len(rcpts) >= max_first_time:
+                    first = sum(1 for r in set(rcpts) if first_time(c, r, t))
+                    first += sum(1 for r, earliest, _ in window if first_time(c, r, earliest))
+                    if first > max_first_time:
+                        return ("MaxFirstTimeRecipientsPerDay", max_first_time)
+                # Kept forever: "first-time" means never sent to before, not just within the window.
+                c.executemany("INSERT INTO outgoing (recipient, submitted) VALUES (?, ?)", [(r, t) for r in rcpts])
+            return None
 
         return await self._db(run)
 

@@ -246,3 +246,20 @@ async def test_parsed_part_cache(account: Account) -> None:
     await account._db(lambda: account.conn.execute("UPDATE message SET parsed = '' WHERE id = ?", (m.id,)))
     again = await account.parsed(m)
     assert again.to_json() == part.to_json()
+
+
+async def test_daily_send_limits(account: Account) -> None:
+    t = 1_700_000_000.0
+    assert await account.check_send_limits(["a@x", "b@x"], max_messages=5, max_first_time=3, now=t) is None
+    assert await account.check_send_limits(["a@x"], max_messages=5, max_first_time=3, now=t + 1) is None
+    # Fourth first-time recipient within a day: refused, nothing recorded.
+    assert await account.check_send_limits(["c@x", "d@x"], max_messages=5, max_first_time=3, now=t + 2) == (
+        "MaxFirstTimeRecipientsPerDay",
+        3,
+    )
+    assert await account.check_send_limits(["a@x", "b@x", "a@x"], max_messages=5, max_first_time=3, now=t + 3) == (
+        "MaxOutgoingMessagesPerDay",
+        5,
+    )
+    # A day later the window is empty again, and earlier recipients are no longer first-time.
+    assert await account.check_send_limits(["a@x", "b@x", "c@x"], max_messages=5, max_first_time=1, now=t + 86400 + 10) is None
