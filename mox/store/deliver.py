@@ -86,6 +86,10 @@ def resolve_recipient(cfg: Config, rcpt: Address, msg_from: str = "") -> list[Re
         AliasPostRefused: a non-member posted to a members-only alias.
     """
     dom = cfg.dynamic.Domains.get(rcpt.domain.name)
+    hostname = cfg.static.HostnameDomain
+    if rcpt.localpart.lower() == "postmaster" and (dom is None or dom.Disabled) and hostname is not None and rcpt.domain == hostname:
+        # RFC 5321 section 4.5.1: postmaster at the host name is always accepted.
+        return [postmaster_recipient(cfg)]
     if dom is None:
         raise UnknownRecipient(f"domain {rcpt.domain.name} is not a local domain")
     if dom.Disabled:
@@ -112,10 +116,20 @@ def resolve_recipient(cfg: Config, rcpt: Address, msg_from: str = "") -> list[Re
                     seen.add(r.address)
                     out.append(r)
         return out
+    if rcpt.localpart.lower() == "postmaster":
+        # RFC 5321 section 4.5.1: postmaster@ every domain works (any case); without its own destination, the global postmaster.
+        return [postmaster_recipient(cfg)]
     catchall = cfg.account_destinations.get("@" + rcpt.domain.name)
     if catchall is not None:
         return [Recipient(catchall.account, catchall.destination, "@" + rcpt.domain.name)]
     raise UnknownRecipient(f"no such user: {rcpt}")
+
+
+def postmaster_recipient(cfg: Config) -> Recipient:
+    """The global postmaster (mox.conf Postmaster): for bare "postmaster", postmaster@<hostname>,
+    and postmaster@ domains without their own postmaster address (RFC 5321 section 4.5.1)."""
+    pm = cfg.static.Postmaster
+    return Recipient(pm.Account, model.Destination(Mailbox=pm.Mailbox), "postmaster")
 
 
 def _header_pairs(data: bytes) -> list[tuple[str, str]]:

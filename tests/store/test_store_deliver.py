@@ -146,3 +146,14 @@ def test_disabled_domain_refuses_temporarily(cfg: Config) -> None:
     cfg = edit.domain_disabled(cfg, "example.org", True)
     with pytest.raises(DomainDisabled, match="temporarily disabled"):
         accounts(cfg, "jan@example.org")
+
+
+def test_postmaster_addresses_reach_the_postmaster(cfg: Config) -> None:
+    from mox.store.deliver import postmaster_recipient
+
+    pm = postmaster_recipient(cfg)
+    assert (pm.account, pm.destination.Mailbox) == ("mox", "Inbox")
+    # A domain without its own postmaster address: the global postmaster, not the catchall.
+    assert accounts(cfg, "postmaster@example.org") == ["mox"]
+    assert accounts(cfg, "PostMaster@strict.example") == ["mox"]
+    assert accounts(cfg, "postmaster@localhost") == ["mox"]  # the host name
