@@ -63,6 +63,8 @@ def valid_domain(name: str) -> bool:
         name = name[:-1]
     if not name or len(name) > 253:
         return False
+    if any(c in name for c in "[]") or not name.isprintable():
+        return False  # an address literal or control characters: not a domain name
     labels = name.split(".")
     return len(labels) >= 2 and all(0 < len(label) <= 63 for label in labels)
 
@@ -322,6 +324,8 @@ async def _check(st: _State, domain: str, *, redirected: bool = False) -> Receiv
             rcv.problem = f"no spf record for {domain}"
             return rcv
         for d in record.directives:
+            # On an error below, the header names the mechanism that caused it.
+            rcv.mechanism = str(d)
             if await _matches(st, d, domain):
                 rcv.result = d.result
                 rcv.mechanism = str(d)
@@ -330,6 +334,7 @@ async def _check(st: _State, domain: str, *, redirected: bool = False) -> Receiv
                 return rcv
         if record.redirect:
             # Section 6.1: used when no mechanism matched; counts as a DNS term.
+            rcv.mechanism = "redirect=" + record.redirect
             st.count_term()
             target = await _expand_domain(st, record.redirect, domain)
             sub = await _check(st, target, redirected=True)

@@ -55,8 +55,9 @@ class Received:
         result: none, neutral, pass, fail, softfail, temperror or permerror
             (RFC 7208 section 2.6).
         mechanism: the directive that matched (e.g. "-all", "ip4:192.0.2.0/24"),
-            "redirect=..." is not a mechanism: the matching one of the redirect
-            target is kept; "default" when nothing matched; "" for none and errors.
+            in the record of the redirect target when there was a redirect;
+            "default" when nothing matched; for temperror and permerror the
+            term being evaluated ("redirect=..." too), if any; "" for none.
         explanation: for "fail", the expanded "exp=" text (section 6.2), else "".
         domain: the domain whose record gave the result (after redirects).
         problem: what went wrong, for temperror and permerror.

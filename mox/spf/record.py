@@ -42,6 +42,7 @@ class Directive:
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
     ip4_cidr: int | None = None
     ip6_cidr: int | None = None
+    address: str = ""  # ip4/ip6 address as written, host bits kept, for formatting
 
     @property
     def result(self) -> str:
@@ -51,8 +52,7 @@ class Directive:
     def __str__(self) -> str:
         s = self.qualifier + self.mechanism
         if self.mechanism in ("ip4", "ip6"):
-            assert self.network is not None
-            s += ":" + str(self.network.network_address)
+            s += ":" + self.address
         elif self.domain_spec:
             s += ":" + self.domain_spec
         if self.ip4_cidr is not None:
@@ -263,7 +263,7 @@ def _parse_directive(term: str) -> Directive:
             if bits is not None and bits > 32:
                 raise RecordSyntaxError(f"cidr-length out of range in {term!r}")
             net4 = ipaddress.IPv4Network((addr, 32 if bits is None else bits), strict=False)
-            return Directive(qualifier, name, network=net4, ip4_cidr=bits)
+            return Directive(qualifier, name, network=net4, ip4_cidr=bits, address=addr)
         if bits is not None and bits > 128:
             raise RecordSyntaxError(f"cidr-length out of range in {term!r}")
         # ip6-network = <as per RFC 4291 section 2.2>; no zone index.
@@ -271,7 +271,7 @@ def _parse_directive(term: str) -> Directive:
             raise RecordSyntaxError(f"invalid IPv6 address in {term!r}")
         a6 = ipaddress.IPv6Address(addr)
         net6 = ipaddress.IPv6Network((a6, 128 if bits is None else bits), strict=False)
-        return Directive(qualifier, name, network=net6, ip6_cidr=bits)
+        return Directive(qualifier, name, network=net6, ip6_cidr=bits, address=addr)
     except ValueError as e:
         if isinstance(e, RecordSyntaxError):
             raise
