@@ -20,18 +20,18 @@ Mechanisms, in the order upstream mox announces them (:data:`MECHANISMS`):
 
 Use::
 
-    mech = new_server("PLAIN", hostname="mail.example.org")
-    step = mech.respond(initial_arg, initial=True)    # None: no initial response
-    while True:
+    mech = new_server(name, hostname="mail.example.org", channel_bindings=channel_bindings(ssl_object))
+    step = mech.respond(initial_arg, initial=True)  # None: no initial response
+    while isinstance(step, Challenge | NeedCredentials):
         if isinstance(step, NeedCredentials):
             step = await provide_credentials(mech, step, lookup)
-        if isinstance(step, Challenge):
+        else:
             write(f"334 {encode_challenge(step.data)}")
             step = mech.respond(read_line())
-        elif isinstance(step, Success):
-            ...                                         # step.username, step.account
-        elif isinstance(step, Failure):
-            ...                                         # step.code says which reply
+    if isinstance(step, Success):
+        ...  # step.username, step.account
+    else:
+        ...  # step.code says which reply; SCRAM may first send step.server_data
 
 The credential check is the only part that needs the store: the mechanism
 returns :class:`NeedCredentials` with the login name, the server looks up the
@@ -637,7 +637,7 @@ def mechanisms_offered(
 
     Unlike upstream, which always names the -PLUS variants as a hint that TLS
     would allow binding, they are offered only when a binding exists
-    (docs/DESIGN section 5): a client that sees them without one would have
+    (DESIGN.md section 5): a client that sees them without one would have
     to fall back, and RFC 5802 section 6 ties -PLUS to the channel.
     """
     out = []
