@@ -6,6 +6,8 @@ import asyncio
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mox.dns import MX, MockResolver, Name, Result
 from mox.spf import MAX_DNS_TERMS, check_host, lookup_record, verify
@@ -302,3 +304,53 @@ async def test_spf_check_accepts_address_objects(ip: str) -> None:
     r = MockResolver(txt={"example.com": ["v=spf1 ip4:192.0.2.1 ip6:2001:db8::1 -all"]})
     rcv = await check_host(r, ipaddress.ip_address(ip), "example.com", "u@example.com", "h")
     assert rcv.result == "pass"
+
+
+_TERMS = [
+    "a",
+    "a/24",
+    "a//64",
+    "mx",
+    "mx:mx.example.com/16",
+    "ptr",
+    "ptr:example.com",
+    "exists:%{i}.bl.example.com",
+    "include:inc.example.com",
+    "include:%{l}.example.com",
+    "ip4:192.0.2.0/24",
+    "ip6:2001:db8::/32",
+    "-all",
+    "~all",
+    "?all",
+    "redirect=inc.example.com",
+    "redirect=%{d2}",
+    "exp=why.example.com",
+    "x-foo=%{h}",
+    "a:%{p}.example.com",
+    "bogus",
+]
+_RESULTS = {"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    terms=st.lists(st.sampled_from(_TERMS), max_size=8),
+    ip=st.sampled_from(["192.0.2.1", "203.0.113.5", "2001:db8::1", "::ffff:198.51.100.1"]),
+    local=st.sampled_from(["user", "", "a.b-c", "inc", "x y"]),
+)
+def test_spf_check_any_record_gives_a_result(terms: list[str], ip: str, local: str) -> None:
+    r = MockResolver(
+        txt={
+            "example.com": ["v=spf1 " + " ".join(terms)],
+            "inc.example.com": ["v=spf1 a -all"],
+            "why.example.com": ["%{c} %{r} %{t} %{p}"],
+        },
+        a={"example.com": ["192.0.2.1"], "inc.example.com": ["203.0.113.5"], "mx.example.com": ["192.0.2.9"]},
+        aaaa={"example.com": ["2001:db8::1"]},
+        mx={"example.com": [MX(10, "mx.example.com")]},
+        ptr={"192.0.2.1": ["example.com"]},
+    )
+    rcv = asyncio.run(check_host(r, ip, "example.com", f"{local}@example.com", "helo.example"))
+    assert rcv.result in _RESULTS
+    assert rcv.dns_terms <= MAX_DNS_TERMS + 1
+    assert (rcv.problem != "") == (rcv.result in ("temperror", "permerror"))
