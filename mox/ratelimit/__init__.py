@@ -31,6 +31,9 @@ Within one connection, each authentication attempt after the third failure
 is first delayed by (failures - 3) seconds (:func:`auth_fail_delay`); the
 sleeping is the server's job.
 
+Not thread-safe: a limiter belongs to the event loop (no method awaits, so
+calls from coroutines do not interleave; upstream needs a mutex instead).
+
 Time is passed in (``now``, seconds since the epoch as :func:`time.time`
 returns, or monotonic seconds: a limiter only compares times it was given),
 so tests control it.

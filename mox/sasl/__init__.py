@@ -639,6 +639,11 @@ def mechanisms_offered(
     would allow binding, they are offered only when a binding exists
     (DESIGN.md section 5): a client that sees them without one would have
     to fall back, and RFC 5802 section 6 ties -PLUS to the channel.
+
+    SCRAM and CRAM-MD5 never expose the password, so they are offered
+    without TLS too, as upstream's IMAP server does. Upstream's SMTP server
+    announces no AUTH at all before STARTTLS when plaintext is not allowed;
+    an SMTP server that wants that behaviour leaves the AUTH line out itself.
     """
     out = []
     for mech in MECHANISMS:
