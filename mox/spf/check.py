@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mox.dns.resolver import DNSError, IPAddress, NotFound, Resolver, Result, TemporaryError
+from mox.dns.resolver import DNSError, IPAddress, NotFound, Resolver, Result
 from mox.spf.macro import MacroValues, expand
 from mox.spf.received import Received
 from mox.spf.record import Directive, Record, RecordSyntaxError, is_spf_record, parse_record
@@ -109,33 +109,52 @@ class _State:
         )
 
 
-async def lookup_record(resolver: Resolver, domain: str) -> tuple[str, Record | None, bool]:
+@dataclass(frozen=True, slots=True)
+class RecordLookup:
+    """The outcome of looking up a domain's SPF record, see :func:`lookup_record`.
+
+    Attributes:
+        result: "" when exactly one valid record was found, else "none",
+            "temperror" or "permerror".
+        record: the parsed record when result is "".
+        text: the record's text (also when it did not parse).
+        problem: why there is no record, for none, temperror and permerror.
+        authentic: the TXT answer (or its denial) was DNSSEC-validated.
+    """
+
+    result: str
+    record: Record | None = None
+    text: str = ""
+    problem: str = ""
+    authentic: bool = False
+
+
+async def lookup_record(resolver: Resolver, domain: str) -> RecordLookup:
     """Find and parse the SPF record of domain (RFC 7208 section 4.4 and 4.5).
 
-    Returns:
-        (result, record, authentic): result "" with the record when there is
-        exactly one; "none" when the domain has no SPF record (NXDOMAIN, no
-        TXT records, none starting with "v=spf1").
-
-    Raises:
-        _TempError: DNS failure (section 4.4).
-        _PermError: more than one SPF record, or a syntax error (section 4.5, 4.6).
+    "none" when the domain has no SPF record (NXDOMAIN, no TXT records, none
+    starting with "v=spf1"); "temperror" for DNS failures (section 4.4);
+    "permerror" for more than one SPF record (section 4.5) or a syntax error
+    (section 4.6).
     """
     try:
         res = await resolver.lookup_txt(domain)
     except NotFound as e:
-        return "none", None, e.authentic
+        return RecordLookup("none", problem=f"no spf record for {domain}: {e.reason}", authentic=e.authentic)
     except DNSError as e:
-        raise _TempError(str(e)) from None
+        return RecordLookup("temperror", problem=str(e))
     texts = [t for t in res.records if is_spf_record(t)]
     if not texts:
-        return "none", None, res.authentic
+        return RecordLookup("none", problem=f"no spf record for {domain}", authentic=res.authentic)
     if len(texts) > 1:
-        raise _PermError(f"multiple spf records for {domain}")
+        return RecordLookup(
+            "permerror", problem=f"multiple spf records for {domain}", authentic=res.authentic
+        )
     try:
-        return "", parse_record(texts[0]), res.authentic
+        record = parse_record(texts[0])
     except RecordSyntaxError as e:
-        raise _PermError(f"{domain}: {e}") from None
+        return RecordLookup("permerror", text=texts[0], problem=f"{domain}: {e}", authentic=res.authentic)
+    return RecordLookup("", record, texts[0], authentic=res.authentic)
 
 
 async def _addresses(st: _State, name: str) -> list[IPAddress]:
@@ -232,7 +251,7 @@ async def _matches(st: _State, d: Directive, domain: str) -> bool:
     target = await _expand_domain(st, d.domain_spec, domain)
     if mech == "include":
         # Section 5.2: the included check's result decides whether it matches.
-        sub = await _check(st, target, redirected=True)
+        sub = await _check(st, target, nested=True)
         if sub.result == "pass":
             return True
         if sub.result in ("fail", "softfail", "neutral"):
@@ -307,21 +326,22 @@ async def _explanation(st: _State, record: Record, domain: str) -> str:
     return text if text.isascii() else ""
 
 
-async def _check(st: _State, domain: str, *, redirected: bool = False) -> Received:
+async def _check(st: _State, domain: str, *, nested: bool = False) -> Received:
     """check_host for one domain, sharing the counters in st (includes, redirects)."""
     rcv = Received(result="none", domain=domain)
     if not valid_domain(domain):
         # Section 4.3: "none" for a malformed initial domain; section 6.1
         # makes it a permerror for a redirect target (and include, section 5.2).
-        rcv.result = "permerror" if redirected else "none"
+        rcv.result = "permerror" if nested else "none"
         rcv.problem = f"invalid domain {domain!r}"
         return rcv
     try:
-        result, record, authentic = await lookup_record(st.resolver, domain)
-        st.authentic = st.authentic and authentic
+        found = await lookup_record(st.resolver, domain)
+        st.authentic = st.authentic and found.authentic
+        record = found.record
         if record is None:
-            rcv.result = result
-            rcv.problem = f"no spf record for {domain}"
+            rcv.result = found.result
+            rcv.problem = found.problem
             return rcv
         for d in record.directives:
             # On an error below, the header names the mechanism that caused it.
@@ -337,7 +357,7 @@ async def _check(st: _State, domain: str, *, redirected: bool = False) -> Receiv
             rcv.mechanism = "redirect=" + record.redirect
             st.count_term()
             target = await _expand_domain(st, record.redirect, domain)
-            sub = await _check(st, target, redirected=True)
+            sub = await _check(st, target, nested=True)
             if sub.result == "none":
                 sub.result = "permerror"
                 sub.problem = f"redirect to {target} without spf record"
@@ -399,8 +419,6 @@ async def check_host(
             rcv = await _check(st, domain)
     except TimeoutError:
         rcv = Received(result="temperror", domain=domain, problem="spf check timed out")
-    except TemporaryError as e:  # pragma: no cover - lookups map errors themselves
-        rcv = Received(result="temperror", domain=domain, problem=str(e))
     rcv.dns_terms = st.dns_terms
     rcv.void_lookups = st.void_lookups
     rcv.authentic = st.authentic

@@ -63,8 +63,12 @@ async def test_spf_check_record_discovery() -> None:
     assert await check(r, "192.0.2.1", "localhost") == "none"
     assert await check(r, "192.0.2.1", "a..example") == "none"
     assert await check(r, "192.0.2.1", "x" * 64 + ".example") == "none"
-    result, record, _ = await lookup_record(r, "case.example")
-    assert result == "" and str(record) == "v=spf1 -all"
+    found = await lookup_record(r, "case.example")
+    assert (found.result, str(found.record), found.text) == ("", "v=spf1 -all", "V=SPF1 -all")
+    found = await lookup_record(r, "bad.example")
+    assert (found.result, found.record, found.text) == ("permerror", None, "v=spf1 -alll")
+    assert (await lookup_record(r, "two.example")).result == "permerror"
+    assert (await lookup_record(r, "nxdomain.example")).result == "none"
 
 
 async def test_spf_check_dns_errors_are_temperror() -> None:
