@@ -369,15 +369,27 @@ def _verify_password(credentials: AccountSecrets | None, password: str) -> bool:
     return False
 
 
-class _Plain(Mechanism):
-    """PLAIN, RFC 4616: one message "authzid NUL authcid NUL passwd"."""
+class _PasswordMechanism(Mechanism):
+    """A mechanism that receives the password itself (PLAIN, LOGIN), checked with bcrypt."""
 
-    name = "PLAIN"
     plaintext = True
 
     def __init__(self) -> None:
         super().__init__()
         self._password = ""
+
+    def _check(self, credentials: AccountSecrets | None) -> Step:
+        ok = _verify_password(credentials, self._password)
+        self._password = ""
+        if not ok or credentials is None:
+            return self._fail(FailureCode.BAD_CREDENTIALS, "bad user/pass")
+        return self._succeed(credentials.account)
+
+
+class _Plain(_PasswordMechanism):
+    """PLAIN, RFC 4616: one message "authzid NUL authcid NUL passwd"."""
+
+    name = "PLAIN"
 
     def _receive(self, data: bytes) -> Step:
         # RFC 4616 section 2: message = [authzid] UTF8NUL authcid UTF8NUL passwd.
@@ -399,29 +411,17 @@ class _Plain(Mechanism):
         self._password = parts[2].decode("utf-8")
         return self._need_credentials(authcid)
 
-    def _check(self, credentials: AccountSecrets | None) -> Step:
-        ok = _verify_password(credentials, self._password)
-        self._password = ""
-        if not ok or credentials is None:
-            return self._fail(FailureCode.BAD_CREDENTIALS, "bad user/pass")
-        return self._succeed(credentials.account)
 
-
-class _Login(Mechanism):
+class _Login(_PasswordMechanism):
     """LOGIN, draft-murchison-sasl-login-00: user name and password, each after a prompt."""
 
     name = "LOGIN"
-    plaintext = True
 
-    # Section 2.1 says clients ignore the prompts' text, but that some expect
+    # The draft says clients ignore the prompts' text, but that some expect
     # "Username:" rather than the "User Name" the draft uses; upstream, like
     # most servers, sends "Username:" and "Password:".
     USERNAME_PROMPT = b"Username:"
     PASSWORD_PROMPT = b"Password:"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._password = ""
 
     def _start(self) -> Step:
         return Challenge(self.USERNAME_PROMPT)
@@ -439,13 +439,6 @@ class _Login(Mechanism):
         except UnicodeDecodeError:
             return self._fail(FailureCode.MALFORMED, "password not utf-8")
         return self._need_credentials(self._username)
-
-    def _check(self, credentials: AccountSecrets | None) -> Step:
-        ok = _verify_password(credentials, self._password)
-        self._password = ""
-        if not ok or credentials is None:
-            return self._fail(FailureCode.BAD_CREDENTIALS, "bad user/pass")
-        return self._succeed(credentials.account)
 
 
 class _CramMD5(Mechanism):
