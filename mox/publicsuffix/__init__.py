@@ -3,9 +3,12 @@
 DMARC relaxed alignment compares *organizational domains*: the public suffix of
 a name plus one more label (``mail.example.co.uk`` -> ``example.co.uk``). The
 public suffixes come from the Public Suffix List (https://publicsuffix.org/),
-of which a copy ships with this package (``public_suffix_list.dat``, MPL-2.0,
-licence header kept in the file), so no network access is needed at run time.
-An operator can load a newer copy with :func:`set_default_list`.
+of which a copy ships with this package (``public_suffix_list.txt``, MPL-2.0,
+licence header kept in the file; taken from the ``publicsuffixlist`` package on
+PyPI, version 1.1.2.20261023), so no network access is needed at run time. It
+is named ``.txt`` (the list's own name ends in ``.dat``), as upstream mox does,
+so the package-data patterns ship it. An operator can load a newer copy with
+:func:`set_default_list`, or point ``MOX_PUBLICSUFFIX_LIST`` at a file.
 
 Decisions, as upstream mox:
 
@@ -22,6 +25,7 @@ Decisions, as upstream mox:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +33,9 @@ from mox.dns import Domain
 
 log = logging.getLogger("mox.publicsuffix")
 
-LIST_PATH = Path(__file__).with_name("public_suffix_list.dat")
+LIST_PATH = Path(__file__).with_name("public_suffix_list.txt")
+# Environment variable naming a newer copy of the list to use instead.
+LIST_ENV = "MOX_PUBLICSUFFIX_LIST"
 
 _BEGIN_ICANN = "// ===BEGIN ICANN DOMAINS==="
 _END_ICANN = "// ===END ICANN DOMAINS==="
@@ -72,7 +78,7 @@ class List:
 
     @classmethod
     def from_file(cls, path: str | Path) -> List:
-        """Read and parse a copy of public_suffix_list.dat."""
+        """Read and parse a copy of the list (public_suffix_list.dat)."""
         return cls.parse(Path(path).read_text(encoding="utf-8"))
 
     def _match(self, rules: set[tuple[str, ...]], labels: list[str]) -> int:
@@ -116,10 +122,11 @@ _default: List | None = None
 
 
 def default_list() -> List:
-    """The list in use, the bundled copy unless :func:`set_default_list` replaced it."""
+    """The list in use: set by :func:`set_default_list`, else the file named by
+    ``MOX_PUBLICSUFFIX_LIST``, else the bundled copy."""
     global _default
     if _default is None:
-        _default = List.from_file(LIST_PATH)
+        _default = List.from_file(os.environ.get(LIST_ENV) or LIST_PATH)
         log.debug(
             "public suffix list loaded rules=%d exceptions=%d", len(_default.rules), len(_default.exceptions)
         )
@@ -140,4 +147,4 @@ def lookup(domain: Domain) -> Domain:
     return default_list().lookup(domain)
 
 
-__all__ = ["LIST_PATH", "List", "default_list", "lookup", "set_default_list"]
+__all__ = ["LIST_ENV", "LIST_PATH", "List", "default_list", "lookup", "set_default_list"]

@@ -5,6 +5,8 @@ semantics: where the list says "no registrable domain" (the name is a public
 suffix), the organizational domain is the name itself, as upstream mox.
 """
 
+from pathlib import Path
+
 import pytest
 
 from mox.dns import Domain, parse_domain
@@ -130,3 +132,18 @@ def test_bundled_list_keeps_licence_header() -> None:
     head = LIST_PATH.read_text(encoding="utf-8")[:300]
     assert "Mozilla Public" in head
     assert len(default_list().rules) > 5000
+
+
+def test_operator_list_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mox.publicsuffix as ps
+
+    path = tmp_path / "list.dat"
+    path.write_text("// ===BEGIN ICANN DOMAINS===\nexample\n*.test\n// ===END ICANN DOMAINS===\n")
+    monkeypatch.setenv(ps.LIST_ENV, str(path))
+    ps.set_default_list(None)
+    try:
+        assert lookup(parse_domain("a.b.c.test")) == Domain("b.c.test")
+    finally:
+        ps.set_default_list(None)
+    monkeypatch.delenv(ps.LIST_ENV)
+    assert lookup(parse_domain("a.b.c.test")) == Domain("c.test")
