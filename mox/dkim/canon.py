@@ -45,10 +45,17 @@ def split_message(data: bytes) -> Message:
     Raises:
         MessageError: a header line is neither a field nor a continuation.
     """
+    # dkimpy's parser fails with IndexError on a continuation line before any
+    # field (found by hypothesis), so that case is checked here first.
+    if data[:1] in (b" ", b"\t"):
+        raise MessageError("message starts with a continuation line")
     try:
         headers, body = dkim.rfc822_parse(data)
     except dkim.MessageFormatError as e:
         raise MessageError(str(e)) from None
+    except IndexError:
+        # The same after an mbox "From " line, which dkimpy skips.
+        raise MessageError("continuation line without header field") from None
     return Message([(bytes(n), bytes(v)) for n, v in headers], body)
 
 

@@ -130,7 +130,6 @@ def sign(
     selectors: list[SignSelector],
     *,
     localpart: str = "",
-    smtputf8: bool = False,
     now: float | None = None,
 ) -> str:
     """DKIM-Signature header lines for message, one per selector, each ending in CRLF.
@@ -140,7 +139,6 @@ def sign(
         domain: the signing domain (d=).
         selectors: what to sign with.
         localpart: when set, i= is localpart@domain (the sender), else i= is left out.
-        smtputf8: d= and s= in Unicode form (RFC 8616 section 4) when the message goes out with SMTPUTF8.
         now: Unix time for t= (tests); the current time when None.
 
     Raises:
@@ -177,11 +175,13 @@ def sign(
         tags = [
             "v=1",
             f"a={alg_sign}-{sel.hash}",
-            f"d={domain.xname(smtputf8)}",
-            f"s={sel.selector.xname(smtputf8)}",
+            # A-labels always, as upstream: every verifier understands them.
+            f"d={domain.ascii}",
+            f"s={sel.selector.ascii}",
         ]
         if localpart:
-            tags.append("i=" + qp_encode(f"{localpart}@{domain.xname(smtputf8)}"))
+            # dkim-quoted-printable keeps a UTF-8 local part (RFC 6531) within ASCII.
+            tags.append("i=" + qp_encode(f"{localpart}@{domain.ascii}"))
         tags += [f"c={c}", f"t={t}"]
         if sel.expiration_seconds > 0:
             tags.append(f"x={t + sel.expiration_seconds}")
@@ -209,10 +209,7 @@ async def sign_async(
     selectors: list[SignSelector],
     *,
     localpart: str = "",
-    smtputf8: bool = False,
     now: float | None = None,
 ) -> str:
     """:func:`sign`, run off the event loop."""
-    return await asyncio.to_thread(
-        sign, message, domain, selectors, localpart=localpart, smtputf8=smtputf8, now=now
-    )
+    return await asyncio.to_thread(sign, message, domain, selectors, localpart=localpart, now=now)
