@@ -356,9 +356,9 @@ class Connection:
 
     def reject(self, reply: Reply) -> None:
         """Refuse the pending Hello, MailFrom, RcptTo or MessageComplete with reply (4xx or 5xx)."""
-        ev = self._take_pending(Hello, MailFrom, RcptTo, MessageComplete)
         if reply.code < 400:
             raise SMTPStateError(f"reject needs an error reply, not {reply.code}")
+        ev = self._take_pending(Hello, MailFrom, RcptTo, MessageComplete)
         if isinstance(ev, MessageComplete):
             self._reset_tx()
         self._send_error(reply)
