@@ -71,11 +71,21 @@ def policy(header_relaxed: bool, body_relaxed: bool) -> Any:
 HASHES = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 
 
-def body_hash(msg: Message, hash_name: str, body_relaxed: bool) -> bytes:
-    """The body hash, bh= (RFC 6376 section 3.7, step 1), over the whole body."""
+def body_hash(msg: Message, hash_name: str, body_relaxed: bool, length: int | None = None) -> bytes | None:
+    """The body hash, bh= (RFC 6376 section 3.7, step 1).
+
+    length: l=, hash only that many octets of the canonicalized body. Returns
+    None when the body is shorter than that (section 6.1.3: the signature
+    then cannot verify).
+    """
     canon = policy(False, body_relaxed)
+    body = canon.canonicalize_body(msg.body)
+    if length is not None:
+        if length > len(body):
+            return None
+        body = body[:length]
     h = HASHES[hash_name]()
-    h.update(canon.canonicalize_body(msg.body))
+    h.update(body)
     return h.digest()
 
 

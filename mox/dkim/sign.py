@@ -166,7 +166,9 @@ def sign(
                 headers.extend([h] * msg.count(h))
         key = (sel.hash, sel.body_relaxed)
         if key not in body_hashes:
-            body_hashes[key] = body_hash(msg, sel.hash, sel.body_relaxed)
+            bh = body_hash(msg, sel.hash, sel.body_relaxed)
+            assert bh is not None  # Only None with a length.
+            body_hashes[key] = bh
         c = (
             ("relaxed" if sel.header_relaxed else "simple")
             + "/"

@@ -259,7 +259,10 @@ def verify_crypto(msg: Message, header: tuple[bytes, bytes], sig: Signature, r: 
     status, reason = _check_record(sig, r)
     if status != Status.PASS:
         return status, reason
-    bh = body_hash(msg, sig.algorithm_hash, sig.body_relaxed)
+    # l= only gets here when the local policy accepts it (the default does not).
+    bh = body_hash(msg, sig.algorithm_hash, sig.body_relaxed, sig.length)
+    if bh is None:
+        return Status.FAIL, f"body shorter than l={sig.length}"
     if bh != sig.body_hash:
         return Status.FAIL, "body hash does not match"
     digest = header_hash(msg, sig.algorithm_hash, sig.header_relaxed, sig.signed_headers, header)

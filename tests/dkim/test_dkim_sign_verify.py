@@ -271,3 +271,22 @@ async def test_rfc8463_example_ed25519_signature() -> None:
     assert base64.b64encode(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)) == (
         b"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
     )
+
+
+async def test_body_length_tag_only_with_accepting_policy() -> None:
+    pem = rsa_key().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    header = dkimpy.sign(MSG, b"sel", b"example.org", pem, include_headers=[b"from", b"subject"], length=True)
+    appended = header + MSG + b"appended by a list\r\n"
+    r = resolver(rsa_key())
+    # Default policy: refused, as upstream.
+    assert (await verify(appended, r))[0].status == Status.POLICY
+    # A policy that accepts l=: the signed prefix verifies, appended content is ignored.
+    assert (await verify(appended, r, policy=lambda sig: ""))[0].status == Status.PASS
+    # A body shorter than l= fails.
+    short = header + MSG.replace(b"hello  there\r\n", b"")
+    res = await verify(short, r, policy=lambda sig: "")
+    assert res[0].status == Status.FAIL
