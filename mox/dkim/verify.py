@@ -58,6 +58,9 @@ log = logging.getLogger("mox.dkim")
 MAX_SIGNATURES = 10
 # RFC 8301 section 3.2: verifiers MUST NOT consider keys under 1024 bits valid.
 MIN_RSA_BITS = 1024
+# RFC 8301 section 3.2: verifiers MUST handle keys of 1024 to 4096 bits. Larger
+# keys are refused so a hostile record cannot make verification expensive.
+MAX_RSA_BITS = 8192
 
 
 class Status(enum.StrEnum):
@@ -251,6 +254,8 @@ def _check_record(sig: Signature, r: Record) -> tuple[Status, str]:
         return Status.PERMERROR, "dns record disallows mismatch of d= and i= domains"
     if isinstance(r.key, rsa.RSAPublicKey) and r.key.key_size < MIN_RSA_BITS:
         return Status.PERMERROR, f"key is too weak, need at least {MIN_RSA_BITS} bits, got {r.key.key_size}"
+    if isinstance(r.key, rsa.RSAPublicKey) and r.key.key_size > MAX_RSA_BITS:
+        return Status.PERMERROR, f"key is too large, at most {MAX_RSA_BITS} bits, got {r.key.key_size}"
     return Status.PASS, ""
 
 
