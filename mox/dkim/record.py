@@ -133,8 +133,9 @@ def parse_record(text: str) -> tuple[Record, bool]:
         than an error (there may be other TXT records at the name).
 
     Raises:
-        RecordError: syntax error. Check ``is_dkim`` via :func:`claims_dkim`
-            to decide whether that is a permanent error.
+        RecordError: syntax error. Whether that is a permanent error or the
+            record is just not meant as DKIM is for :func:`claims_dkim` to say
+            (section 6.1.2 step 6).
     """
     is_dkim = claims_dkim(text)
     pairs = parse_tags(text)
