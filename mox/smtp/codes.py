@@ -194,11 +194,13 @@ class Reply:
             # No CR/LF may leak into a reply line (reply injection).
             line = line.replace("\r", " ").replace("\n", " ")
             while len(line.encode()) > room:
-                cut = room
-                while cut > room - 100 and line[cut] != " ":
-                    cut -= 1
-                if line[cut] != " ":
-                    cut = room
+                # Longest prefix that fits in octets, then back to a space if one is near.
+                fit = room
+                while len(line[:fit].encode()) > room:
+                    fit -= 1
+                cut = line.rfind(" ", max(1, fit - 100), fit + 1)
+                if cut <= 0:
+                    cut = fit
                 out.append(line[:cut])
                 line = line[cut:].lstrip(" ")
             out.append(line)

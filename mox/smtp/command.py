@@ -41,6 +41,9 @@ MAX_COMMAND_LINE = 512
 MAX_LINE_BUFFER = 2048
 # RFC 5321 section 4.5.3.1.6: a text line in DATA is at most 1000 octets including CRLF.
 MAX_TEXT_LINE = 1000
+# RFC 5321 section 4.5.3.1.1 and 4.5.3.1.3; enforced in pedantic mode only, as upstream.
+MAX_LOCALPART = 64
+MAX_PATH = 256
 # RFC 3461 section 4.4: ENVID at most 100 characters.
 MAX_ENVID = 100
 # RFC 3461 section 4.2: ORCPT at most 500 characters.
@@ -427,6 +430,14 @@ def _path_error(e: PathError, rcpt: bool) -> CommandError:
     return CommandError(c.C501_BAD_PARAM_SYNTAX, ecode, f"bad syntax: {e}")
 
 
+def _check_path_limits(inner: str, path: Path, rcpt: bool) -> None:
+    ecode = c.SE_ADDR1_MAILBOX_SYNTAX_3 if rcpt else c.SE_ADDR1_SENDER_SYNTAX_7
+    if len(path.localpart.encode("utf-8")) > MAX_LOCALPART:
+        raise CommandError(c.C501_BAD_PARAM_SYNTAX, ecode, f"local part longer than {MAX_LOCALPART} octets")
+    if len(inner.encode("utf-8")) + 2 > MAX_PATH:
+        raise CommandError(c.C501_BAD_PARAM_SYNTAX, ecode, f"path longer than {MAX_PATH} octets")
+
+
 def _parse_mail(rest: str, pedantic: bool) -> Mail:
     if rest[:6].upper() != " FROM:":
         raise _syntax("expected MAIL FROM:<path>")
@@ -445,6 +456,8 @@ def _parse_mail(rest: str, pedantic: bool) -> Mail:
         path = parse_path_inner(inner, params.smtputf8)
     except PathError as e:
         raise _path_error(e, False) from None
+    if pedantic:
+        _check_path_limits(inner, path, False)
     return Mail(path, params)
 
 
@@ -470,6 +483,8 @@ def _parse_rcpt(rest: str, pedantic: bool, smtputf8: bool) -> Rcpt:
         path = parse_path_inner(inner, smtputf8)
     except PathError as e:
         raise _path_error(e, True) from None
+    if pedantic:
+        _check_path_limits(inner, path, True)
     return Rcpt(path, params)
 
 

@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mox.smtp import codes as c
 from mox.smtp.codes import Reply, ReplyError
 
@@ -47,3 +50,14 @@ def test_reply_error_carries_reply() -> None:
     e = ReplyError(501, c.SE_PROTO5_SYNTAX_2, "bad")
     assert e.reply == Reply(501, "5.2", ("bad",))
     assert e.reply.is_error()
+
+
+@given(st.text(max_size=1500), st.integers(min_value=200, max_value=599))
+def test_any_text_encodes_to_valid_reply_lines(text: str, code: int) -> None:
+    data = Reply.make(code, c.SE_OTHER_0_0, text.replace("\x00", "")).encode()
+    lines = data.split(b"\r\n")
+    assert lines[-1] == b""
+    lines = lines[:-1]
+    assert all(len(line) + 2 <= c.MAX_REPLY_LINE for line in lines)
+    assert all(line.startswith(str(code).encode() + b"-") for line in lines[:-1])
+    assert lines[-1][:4] in (str(code).encode() + b" ", str(code).encode())

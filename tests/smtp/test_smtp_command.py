@@ -317,3 +317,15 @@ def test_parse_command_grammar_fuzz(words: list[str]) -> None:
         parse_command(line)
     except CommandError as e:
         assert e.reply.code in (500, 501, 553, 555)
+
+
+def test_pedantic_path_limits() -> None:
+    long_lp = "a" * 65 + "@example.org"
+    assert isinstance(parse_command(f"MAIL FROM:<{long_lp}>"), cmd.Mail)
+    with pytest.raises(CommandError) as e:
+        parse_command(f"MAIL FROM:<{long_lp}>", pedantic=True)
+    assert e.value.reply.full_enhanced == "5.1.7"
+    long_path = "a" * 60 + "@" + ".".join(["b" * 60] * 3) + ".example"
+    with pytest.raises(CommandError) as e:
+        parse_command(f"RCPT TO:<{long_path}>", pedantic=True)
+    assert e.value.reply.full_enhanced == "5.1.3"
