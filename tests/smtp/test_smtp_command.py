@@ -325,7 +325,7 @@ def test_pedantic_path_limits() -> None:
     with pytest.raises(CommandError) as e:
         parse_command(f"MAIL FROM:<{long_lp}>", pedantic=True)
     assert e.value.reply.full_enhanced == "5.1.7"
-    long_path = "a" * 60 + "@" + ".".join(["b" * 60] * 3) + ".example"
+    long_path = "a" * 64 + "@" + ".".join(["b" * 60] * 3) + ".example"
     with pytest.raises(CommandError) as e:
         parse_command(f"RCPT TO:<{long_path}>", pedantic=True)
     assert e.value.reply.full_enhanced == "5.1.3"
