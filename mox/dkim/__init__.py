@@ -18,11 +18,21 @@ from mox.dkim.keys import generate_ed25519_key, generate_rsa_key, load_private_k
 from mox.dkim.record import Record, RecordError, parse_record, record_for_key, txt_record
 from mox.dkim.sign import DEFAULT_HEADERS, SignError, SignSelector, selector_from_config, sign, sign_async
 from mox.dkim.signature import Signature, SignatureError, parse_signature
-from mox.dkim.verify import MAX_SIGNATURES, Policy, Result, Status, default_policy, lookup_record, verify
+from mox.dkim.verify import (
+    MAX_SIGNATURES,
+    KeyLookup,
+    Policy,
+    Result,
+    Status,
+    default_policy,
+    lookup_record,
+    verify,
+)
 
 __all__ = [
     "DEFAULT_HEADERS",
     "MAX_SIGNATURES",
+    "KeyLookup",
     "MessageError",
     "Policy",
     "Record",

@@ -197,23 +197,25 @@ def _prepare(data: bytes, policy: Policy, now: int) -> _Prepared:
 
 
 @dataclass
-class _Lookup:
+class KeyLookup:
+    """A key record lookup: status PASS with the record, or the error status and why."""
+
     status: Status
     record: Record | None
     authentic: bool
     error: str
 
 
-async def lookup_record(resolver: Resolver, selector: Domain, domain: Domain) -> _Lookup:
+async def lookup_record(resolver: Resolver, selector: Domain, domain: Domain) -> KeyLookup:
     """Fetch and parse the key record at ``<selector>._domainkey.<domain>`` (section 3.6.2.1)."""
     name = f"{selector.ascii}._domainkey.{domain.ascii}"
     try:
         res = await resolver.lookup_txt(name)
     except NotFound as e:
         # Section 6.1.2 step 3: no key record is PERMFAIL.
-        return _Lookup(Status.PERMERROR, None, e.authentic, f"no dkim dns record at {name}")
+        return KeyLookup(Status.PERMERROR, None, e.authentic, f"no dkim dns record at {name}")
     except DNSError as e:
-        return _Lookup(Status.TEMPERROR, None, False, f"lookup of dkim dns record: {e}")
+        return KeyLookup(Status.TEMPERROR, None, False, f"lookup of dkim dns record: {e}")
     record: Record | None = None
     status, error = Status.TEMPERROR, f"no dkim dns record at {name}"
     for txt in res.records:
@@ -222,18 +224,20 @@ async def lookup_record(resolver: Resolver, selector: Domain, domain: Domain) ->
         except RecordError as e:
             if claims_dkim(txt):
                 # Section 6.1.2 step 6: an unparsable record is PERMFAIL.
-                return _Lookup(Status.PERMERROR, None, res.authentic, f"syntax error in dkim dns record: {e}")
+                return KeyLookup(
+                    Status.PERMERROR, None, res.authentic, f"syntax error in dkim dns record: {e}"
+                )
             # Not a DKIM record at all: ignore it, but if nothing else is found
             # say temperror, the publisher may be fixing it.
             error = f"not a dkim record at {name}: {e}"
             continue
         if record is not None:
             # Several valid records: ambiguous, perhaps a key rollover in progress.
-            return _Lookup(Status.TEMPERROR, None, res.authentic, f"multiple dkim dns records at {name}")
+            return KeyLookup(Status.TEMPERROR, None, res.authentic, f"multiple dkim dns records at {name}")
         record = r
     if record is None:
-        return _Lookup(status, None, res.authentic, error)
-    return _Lookup(Status.PASS, record, res.authentic, "")
+        return KeyLookup(status, None, res.authentic, error)
+    return KeyLookup(Status.PASS, record, res.authentic, "")
 
 
 def _check_record(sig: Signature, r: Record) -> tuple[Status, str]:
@@ -285,7 +289,7 @@ def verify_crypto(msg: Message, header: tuple[bytes, bytes], sig: Signature, r: 
     return Status.PASS, ""
 
 
-def _verify_all(prep: _Prepared, records: dict[tuple[str, str], _Lookup], ignore_test_mode: bool) -> None:
+def _verify_all(prep: _Prepared, records: dict[tuple[str, str], KeyLookup], ignore_test_mode: bool) -> None:
     assert prep.msg is not None
     for pend in prep.pending:
         sig = pend.sig
