@@ -261,6 +261,10 @@ def _err(code: int, enhanced: str, text: str) -> ReplyError:
     return ReplyError(code, enhanced, text)
 
 
+def _bad_syntax(text: str) -> Reply:
+    return Reply(c.C500_BAD_SYNTAX, c.SE_PROTO5_SYNTAX_2, (f"bad syntax: {text}",))
+
+
 def _seq(text: str) -> ReplyError:
     # RFC 5321 section 4.3.2 / 4.1.4: 503 for commands out of order.
     return ReplyError(c.C503_BAD_CMD_SEQ, c.SE_PROTO5_BAD_CMD_OR_SEQ_1, text)
@@ -407,8 +411,9 @@ class Connection:
         """Send reply (e.g. 421 4.3.2 shutting down, or a rate-limit refusal instead of the greeting) and close."""
         if self._state == _CLOSED:
             return
-        if self.commands == 0 and len(self._events) == 1 and self._pending is None:
-            self._events.clear()  # replace the greeting
+        first = self._events[0] if self._events else None
+        if isinstance(first, SendReply) and first.reply.code == c.C220_SERVICE_READY and self.commands == 0:
+            self._events.popleft()  # replace the greeting that was not sent yet
         if self._state in (_DATA, _BDAT):
             self._events.append(MessageAborted("connection refused during message data"))
         self._pending = None
@@ -527,20 +532,14 @@ class Connection:
             self._command(line)
         return True
 
-    def _read_line(self) -> str | None:
+    def _read_line(self) -> str | Reply | None:
+        """The next command line without CRLF, a Reply if it is unusable, or None if incomplete."""
         nl = self._buf.find(b"\n")
         if nl < 0 or nl >= cmd.MAX_LINE_BUFFER:
             if nl >= cmd.MAX_LINE_BUFFER or len(self._buf) >= cmd.MAX_LINE_BUFFER:
                 # As upstream: we cannot find the next command reliably, so hang up.
-                self._send(
-                    Reply(
-                        c.C500_BAD_SYNTAX,
-                        c.SE_PROTO5_OTHER_0,
-                        (
-                            f"line too long, smtp max is {cmd.MAX_COMMAND_LINE}, we reached {cmd.MAX_LINE_BUFFER}",
-                        ),
-                    )
-                )
+                text = f"line too long, smtp max is {cmd.MAX_COMMAND_LINE}, we reached {cmd.MAX_LINE_BUFFER}"
+                self._send(Reply(c.C500_BAD_SYNTAX, c.SE_PROTO5_OTHER_0, (text,)))
                 self._close("line too long")
             return None
         raw = bytes(self._buf[: nl + 1])
@@ -550,28 +549,19 @@ class Connection:
         else:
             raw = raw[:-1]
             if self.config.pedantic:
-                return "\x00bare-lf"
+                # RFC 5321 section 2.3.8: lines end with CRLF; lax mode takes a bare LF too.
+                return _bad_syntax("line must end with CRLF")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return "\x00bad-utf8"
+            return _bad_syntax("invalid UTF-8")
         if "\r" in line or "\x00" in line:
-            return "\x00bad-char"
+            return _bad_syntax("CR or NUL in command line")
         return line
 
-    def _bad_line(self, line: str) -> Reply | None:
-        if line == "\x00bare-lf":
-            return Reply(c.C500_BAD_SYNTAX, c.SE_PROTO5_SYNTAX_2, ("bad syntax: line must end with CRLF",))
-        if line == "\x00bad-utf8":
-            return Reply(c.C500_BAD_SYNTAX, c.SE_PROTO5_SYNTAX_2, ("bad syntax: invalid UTF-8",))
-        if line == "\x00bad-char":
-            return Reply(c.C500_BAD_SYNTAX, c.SE_PROTO5_SYNTAX_2, ("bad syntax: CR or NUL in command line",))
-        return None
-
-    def _command(self, line: str) -> None:
-        bad = self._bad_line(line)
-        if bad is not None:
-            self._send_error(bad)
+    def _command(self, line: str | Reply) -> None:
+        if isinstance(line, Reply):
+            self._send_error(line)
             return
         smtputf8 = self._tx is not None and self._tx.params.smtputf8
         try:
@@ -683,17 +673,16 @@ class Connection:
         self._auth_mech = command.mechanism
         self._decide(AuthStep(command.mechanism, command.initial, True))
 
-    def _auth_response(self, line: str) -> None:
+    def _auth_response(self, line: str | Reply) -> None:
         self._state = _COMMAND
         if line == "*":
             # RFC 4954 section 4: the client cancels, 501.
             self._events.append(AuthAborted(self._auth_mech))
             self._send_error(Reply(c.C501_BAD_PARAM_SYNTAX, c.SE_PROTO5_OTHER_0, ("authentication aborted",)))
             return
-        bad = self._bad_line(line)
         try:
-            if bad is not None:
-                raise ReplyError(bad.code, bad.enhanced, bad.text)
+            if isinstance(line, Reply):
+                raise ReplyError(line.code, line.enhanced, line.text)
             data = cmd.decode_base64(line) if line != "" else b""
         except ReplyError as e:
             self._events.append(AuthAborted(self._auth_mech))

@@ -667,3 +667,14 @@ def test_random_bytes_never_crash(data: bytes, submission: bool) -> None:
         d.run()
     assert d.closed is not None
     _check_consistent(d)
+
+
+def test_refuse_mid_conversation_and_mid_data() -> None:
+    d = Driver()
+    ehlo(d)
+    d.run(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<x@m.example>\r\nDATA\r\nsome")
+    d.conn.refuse(Reply(421, c.SE_SYS3_NOT_ACCEPTING_2, ("shutting down",)))
+    assert d.replies(b"") == ["421 4.3.2 shutting down"]
+    assert d.aborted == ["connection refused during message data"] and d.closed is not None
+    d.conn.receive_data(b"more")
+    assert isinstance(d.conn.next_event(), Close)
