@@ -190,6 +190,25 @@ class Auth:
 
 Command = Hello | Mail | Rcpt | Data | Bdat | Rset | Noop | Quit | Vrfy | Expn | Help | StartTLS | Auth
 
+# Every command verb parse_command knows.
+VERBS = frozenset(
+    {
+        "HELO",
+        "EHLO",
+        "MAIL",
+        "RCPT",
+        "DATA",
+        "BDAT",
+        "RSET",
+        "NOOP",
+        "QUIT",
+        "VRFY",
+        "EXPN",
+        "HELP",
+        "STARTTLS",
+        "AUTH",
+    }
+)
 # Commands whose lines carry extension parameters may exceed 512 octets.
 _LONG_VERBS = frozenset({"MAIL", "RCPT", "AUTH"})
 

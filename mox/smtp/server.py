@@ -296,6 +296,7 @@ class Connection:
         self._bdat: BdatReader | None = None
         self._bdat_error: ReplyError | None = None
         self._bdat_last = False
+        self._after_bdat = False
         self._auth_mech = ""
         self._close_event: Close | None = None
         self._send(Reply(c.C220_SERVICE_READY, "", (f"{config.hostname.ascii} {config.greeting_text}",)))
@@ -560,6 +561,14 @@ class Connection:
         return line
 
     def _command(self, line: str | Reply) -> None:
+        after_bdat = self._after_bdat
+        self._after_bdat = False
+        if after_bdat and (isinstance(line, Reply) or cmd.command_verb(line) not in cmd.VERBS):
+            # A BDAT chunk-size that did not match what was sent leaves us reading message
+            # content as commands (RFC 3030 section 2 has no way back); hang up.
+            self._send(_bad_syntax("no command after BDAT chunk, chunk size wrong?"))
+            self._close("out of sync after BDAT")
+            return
         if isinstance(line, Reply):
             self._send_error(line)
             return
@@ -908,6 +917,7 @@ class Connection:
                 return fed.consumed > 0
         self._state = _COMMAND
         self._bdat = None
+        self._after_bdat = True
         if self._bdat_error is not None:
             self._send_error(self._bdat_error.reply)
             return True

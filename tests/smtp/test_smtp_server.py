@@ -678,3 +678,11 @@ def test_refuse_mid_conversation_and_mid_data() -> None:
     assert d.aborted == ["connection refused during message data"] and d.closed is not None
     d.conn.receive_data(b"more")
     assert isinstance(d.conn.next_event(), Close)
+
+
+def test_bdat_size_lie_is_detected_and_hangs_up() -> None:
+    d = Driver()
+    ehlo(d)
+    out = d.codes(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<x@m.example>\r\nBDAT 3\r\nabcdef\r\nBDAT 1 LAST\r\nx")
+    assert out == [250, 250, 250, 500]
+    assert d.closed is not None and d.closed.reason == "out of sync after BDAT"
