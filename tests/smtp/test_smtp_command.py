@@ -329,3 +329,13 @@ def test_pedantic_path_limits() -> None:
     with pytest.raises(CommandError) as e:
         parse_command(f"RCPT TO:<{long_path}>", pedantic=True)
     assert e.value.reply.full_enhanced == "5.1.3"
+
+
+def test_every_known_verb_is_parsed() -> None:
+    for verb in cmd.VERBS:
+        try:
+            parse_command(verb)
+        except UnknownCommandError:
+            pytest.fail(f"{verb} not recognised")
+        except CommandError:
+            pass
