@@ -20,6 +20,15 @@ A driver (the asyncio server) loops::
         MessageAborted, AuthAborted -> forget the message / SASL session (reply already queued)
         Close           -> flush, close the connection
 
+Contract for the driver: call receive_data() only after NeedData (so input
+stays bounded by what one read returns, and nothing is buffered while a
+decision is open); write SendReply data in order and flush before waiting
+(NeedData, a decision, StartTLS, Close); answer each decision event exactly
+once before calling next_event() again (else SMTPStateError). Timeouts are
+the driver's (RFC 5321 section 4.5.3.2); on a timeout or a failed TLS
+handshake it just closes. The driver may call refuse(reply) at any time
+(shutdown, rate limits before the greeting).
+
 Decisions that need the outside world (recipient lookup, rate limits,
 relaying policy, credentials, storing the message) are events the driver
 answers; everything about the protocol (order of commands, what each

@@ -585,6 +585,12 @@ def _check_consistent(d: Driver) -> None:
                 assert len(line) >= 3 and line[:3].isdigit() and (len(line) == 3 or line[3:4] in b" -")
     if conn.authenticated:
         assert conn.config.submission
+    tx = conn._tx
+    if tx is not None and not d.closed:
+        # A transaction only exists after a greeting, and after AUTH on submission.
+        assert conn.hello is not None
+        assert conn.authenticated or not conn.config.submission
+        assert len(tx.recipients) <= conn.config.rcpt_max
     # Error replies always carry an enhanced code of the same class (RFC 2034, RFC 3463 section 2).
     for ev in d.events:
         if isinstance(ev, SendReply) and ev.reply.code >= 400:
