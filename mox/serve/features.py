@@ -6,7 +6,7 @@ Keep in step with the README's table of what works.
 from __future__ import annotations
 
 from mox.config.load import Config
-from mox.serve.listeners import MAIL_SERVICES, WEB_SERVICES
+from mox.serve.listeners import WEB_SERVICES
 
 
 def not_implemented_features(cfg: Config) -> list[str]:
@@ -14,7 +14,7 @@ def not_implemented_features(cfg: Config) -> list[str]:
     s, d = cfg.static, cfg.dynamic
     out: list[str] = []
     for name, lst in sorted(s.Listeners.items()):
-        mail = [svc for svc in MAIL_SERVICES if getattr(lst, svc).Enabled]
+        mail = [svc for svc in ("IMAP", "IMAPS") if getattr(lst, svc).Enabled]
         if mail:
             out.append(f"Listeners.{name}: {', '.join(mail)} (ports are opened and answer 'not available yet')")
         web = [

@@ -81,6 +81,9 @@ class Server:
         """Open listeners and the ctl socket. Raises ListenError or OSError with a clear message."""
         data_dir = self.cfg.data_dir
         data_dir.mkdir(mode=0o770, parents=True, exist_ok=True)
+        from mox.smtpserver.server import register as register_smtp
+
+        register_smtp()
         ctl = CtlServer(data_dir / "ctl", self._ctl_handlers(), log=mlog.new("ctl"))
         # The ctl socket first: it detects another running instance before we touch its ports.
         await ctl.start()

@@ -1,0 +1,482 @@
+"""The asyncio SMTP server: incoming mail for our domains (the MX listener) and authenticated submission.
+
+A thin driver around :class:`mox.smtp.server.Connection` (the protocol state
+machine): it reads and writes the socket, upgrades to TLS, and answers the
+state machine's decision events with the policy here:
+
+- connection limits per source network (mox.ratelimit), refused with 421;
+- AUTH through mox.sasl with the account's password secrets; failed logins
+  counted per source network;
+- RCPT: local recipients only unless authenticated (no open relay, RFC 5321
+  section 3.6.2); unknown users 550 5.1.1; postmaster always accepted
+  (section 4.5.1); a disabled domain 450 4.2.1;
+- incoming messages: iprev, SPF, DKIM and DMARC checks, Received,
+  Authentication-Results (RFC 8601) and Received-SPF headers; DMARC reject
+  gives 550 5.7.1, quarantine delivers to Junk;
+- submission: the From address must belong to the account, Message-ID and
+  Date are added when missing, daily sending limits, DKIM signing;
+- delivery through the store; the message is acknowledged only after every
+  copy is committed.
+
+Delivery to other domains needs the outgoing queue, which comes with the
+outbound issue: until then submission to non-local recipients is refused at
+RCPT with a clear permanent error (the message stays with the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import ipaddress
+import ssl
+import time
+from dataclasses import dataclass, field
+
+from mox import authres, dkim, dmarc, iprev, mlog, sasl, spf
+from mox import message as msg
+from mox.config.load import Config
+from mox.dns import default_resolver
+from mox.dns.domain import Domain, DomainError, parse_domain
+from mox.ratelimit import connection_rate_limiter, connections_limiter, failed_auth_limiter
+from mox.serve.services import ConnContext
+from mox.smtp import codes as c
+from mox.smtp import server as sm
+from mox.smtp.codes import Reply
+from mox.smtpserver.received import ReceivedInfo, received_header
+from mox.store import QuotaExceeded, SMTPContext, StoreError
+from mox.store.auth import LoginDisabled
+from mox.store.deliver import (
+    AliasPostRefused,
+    DomainDisabled,
+    UnknownRecipient,
+    message_info,
+    open_config_account,
+    postmaster_recipient,
+    resolve_recipient,
+    ruleset_mailbox,
+)
+from mox.store.deliver import Recipient as LocalRecipient
+
+log = mlog.new("smtpserver")
+
+# RFC 5321 section 4.5.3.2: at least 5 minutes for commands, 3 for a DATA block.
+COMMAND_TIMEOUT = 300.0
+READ_SIZE = 64 * 1024
+# Upstream's daily defaults when the account sets none.
+DEFAULT_MAX_OUTGOING_PER_DAY = 1000
+DEFAULT_MAX_FIRST_TIME_PER_DAY = 200
+
+_conn_rate = connection_rate_limiter()
+_conns = connections_limiter()
+_auth_fail = failed_auth_limiter()
+
+
+@dataclass
+class _Session:
+    ctx: ConnContext
+    cfg: Config
+    remote_ip: str
+    cid: str
+    log: mlog.Log
+    writer: asyncio.StreamWriter
+    account: str = ""
+    login: str = ""
+    mech: sasl.Mechanism | None = None
+    spool: bytearray = field(default_factory=bytearray)
+    rcpts: dict[str, list[LocalRecipient]] = field(default_factory=dict)
+
+    @property
+    def submission(self) -> bool:
+        return self.ctx.endpoint.kind != "SMTP"
+
+
+def _reply(code: int, enhanced: str, text: str) -> Reply:
+    return Reply(code, enhanced, (text,))
+
+
+def _tls_info(writer: asyncio.StreamWriter) -> tuple[str, str, ssl.SSLObject | None]:
+    obj = writer.get_extra_info("ssl_object")
+    if obj is None:
+        return "", "", None
+    version = (obj.version() or "").replace("TLSv", "TLS")
+    cipher = obj.cipher()
+    return version, cipher[0] if cipher else "", obj
+
+
+def _auth_mechanisms(sess: _Session, tls: bool, ssl_obj: ssl.SSLObject | None) -> tuple[str, ...]:
+    lst = sess.cfg.static.Listeners[sess.ctx.endpoint.listener]
+    allow_plain = tls or lst.Submission.NoRequireSTARTTLS
+    return tuple(sasl.mechanisms_offered(tls, bool(sasl.channel_bindings(ssl_obj)), allow_plain))
+
+
+async def serve(ctx: ConnContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Serve one SMTP connection (the handler registered for SMTP, Submission and Submissions)."""
+    peer = writer.get_extra_info("peername")
+    remote_ip = str(peer[0]) if peer else "0.0.0.0"
+    cid = format(mlog.new_cid(), "x")
+    slog = log.with_fields(cid=cid, remote=remote_ip, listener=ctx.endpoint.listener, kind=ctx.endpoint.kind)
+    ip = ipaddress.ip_address(remote_ip)
+    refusal = _conn_rate.try_add(ip)
+    acquired = False
+    if refusal is None:
+        refusal = _conns.acquire(ip)
+        acquired = refusal is None
+    try:
+        await _serve(ctx, reader, writer, _Session(ctx, ctx.server.cfg, remote_ip, cid, slog, writer), refusal)
+    finally:
+        if acquired:
+            _conns.release(ip)
+
+
+async def _serve(
+    ctx: ConnContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sess: _Session, refusal: object
+) -> None:
+    cfg = sess.cfg
+    lst = cfg.static.Listeners[ctx.endpoint.listener]
+    hostname = cfg.static.HostnameDomain or Domain("localhost")
+    tls_version, _, ssl_obj = _tls_info(writer)
+    kind = ctx.endpoint.kind
+    scfg = sm.ServerConfig(
+        hostname=hostname,
+        submission=sess.submission,
+        tls_available=ctx.starttls is not None and not (kind == "SMTP" and lst.SMTP.NoSTARTTLS),
+        tls_active=bool(tls_version),
+        require_tls_for_auth=not (kind == "Submission" and lst.Submission.NoRequireSTARTTLS),
+        max_message_size=lst.SMTPMaxMessageSize or sm.DEFAULT_MAX_MESSAGE_SIZE,
+        requiretls=not lst.SMTP.NoRequireTLS,
+        pedantic=cfg.static.Pedantic,
+    )
+    if sess.submission:
+        scfg.auth_mechanisms = _auth_mechanisms(sess, bool(tls_version), ssl_obj)
+    conn = sm.Connection(scfg)
+    if refusal is not None:
+        conn.refuse(_reply(c.C421_SERVICE_UNAVAIL, c.SE_POL7_OTHER_0, getattr(refusal, "text", "too many connections")))
+    elif ctx.server.shutting_down:
+        conn.refuse(_reply(c.C421_SERVICE_UNAVAIL, c.SE_SYS3_OTHER_0, "shutting down, try again later"))
+    sess.log.debug("smtp connection")
+    while True:
+        ev = conn.next_event()
+        if isinstance(ev, sm.NeedData):
+            await writer.drain()
+            try:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), COMMAND_TIMEOUT)
+            except TimeoutError:
+                conn.refuse(_reply(c.C421_SERVICE_UNAVAIL, c.SE_PROTO5_OTHER_0, "timeout, closing connection"))
+                continue
+            conn.receive_data(data)
+        elif isinstance(ev, sm.SendReply):
+            writer.write(ev.data)
+        elif isinstance(ev, sm.Hello):
+            conn.accept()
+        elif isinstance(ev, sm.StartTLS):
+            await writer.drain()
+            assert ctx.starttls is not None
+            await writer.start_tls(ctx.starttls)
+            _, _, obj = _tls_info(writer)
+            binding = sasl.channel_bindings(obj).get("tls-unique")
+            mechs = _auth_mechanisms(sess, True, obj) if sess.submission else None
+            conn.tls_started(channel_binding=binding, auth_mechanisms=mechs)
+        elif isinstance(ev, sm.AuthStep):
+            await _auth_step(sess, conn, ev)
+        elif isinstance(ev, sm.AuthAborted):
+            sess.mech = None
+        elif isinstance(ev, sm.MailFrom):
+            sess.spool.clear()
+            sess.rcpts.clear()
+            conn.accept()
+        elif isinstance(ev, sm.RcptTo):
+            _rcpt(sess, conn, ev)
+        elif isinstance(ev, sm.MessageData):
+            sess.spool += ev.data
+        elif isinstance(ev, sm.MessageAborted):
+            sess.spool.clear()
+        elif isinstance(ev, sm.MessageComplete):
+            data = bytes(sess.spool)
+            sess.spool.clear()
+            reply = await _message(sess, conn, ev, data)
+            if reply.code < 400:
+                conn.accept(reply)
+            else:
+                conn.reject(reply)
+        elif isinstance(ev, sm.Close):
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.drain()
+            sess.log.debug("smtp connection closed", reason=ev.reason)
+            return
+
+
+async def _auth_step(sess: _Session, conn: sm.Connection, ev: sm.AuthStep) -> None:
+    ip = ipaddress.ip_address(sess.remote_ip)
+    refusal = _auth_fail.check(ip)
+    if refusal is not None:
+        conn.auth_fail(_reply(c.C421_SERVICE_UNAVAIL, c.SE_POL7_OTHER_0, refusal.text))
+        return
+    try:
+        if ev.first:
+            _, _, obj = _tls_info(sess.writer)
+            sess.mech = sasl.new_server(ev.mechanism, hostname=sess.cfg.static.Hostname, channel_bindings=sasl.channel_bindings(obj))
+        assert sess.mech is not None
+        step = sess.mech.step(ev.data)
+        while isinstance(step, sasl.NeedCredentials):
+            step = await sasl.provide_credentials(sess.mech, step, _account_lookup(sess.cfg))
+    except LoginDisabled as e:
+        conn.auth_fail(_reply(c.C535_AUTH_BAD_CREDS, c.SE_POL7_AUTH_BAD_CREDS_8, f"login disabled: {e}"))
+        return
+    except (sasl.UnsupportedMechanism, ValueError) as e:
+        conn.auth_fail(_reply(c.C504_PARAM_NOT_IMPL, c.SE_PROTO5_SYNTAX_2, str(e)))
+        return
+    if isinstance(step, sasl.Challenge):
+        conn.auth_continue(step.data)
+    elif isinstance(step, sasl.Success):
+        sess.account, sess.login = step.account, step.username
+        _auth_fail.reset(ip)
+        sess.log.info("authenticated", account=step.account, mechanism=ev.mechanism)
+        conn.auth_success()
+    else:
+        assert isinstance(step, sasl.Failure)
+        _auth_fail.add(ip)
+        sess.log.info("authentication failed", mechanism=ev.mechanism, reason=step.reason)
+        code = step.code
+        if code in (sasl.FailureCode.MALFORMED, sasl.FailureCode.TOO_LONG, sasl.FailureCode.ABORTED):
+            conn.auth_fail(_reply(c.C501_BAD_PARAM_SYNTAX, c.SE_PROTO5_SYNTAX_2, step.reason or "malformed"))
+        else:
+            conn.auth_fail()
+
+
+def _account_lookup(cfg: Config) -> sasl.CredentialLookup:
+    from mox.sasl.accounts import account_lookup
+
+    return account_lookup(cfg)
+
+
+def _rcpt(sess: _Session, conn: sm.Connection, ev: sm.RcptTo) -> None:
+    cfg = sess.cfg
+    path = ev.path
+    key = path.xstring()
+    if path.is_postmaster_only():
+        sess.rcpts[key] = [postmaster_recipient(cfg)]
+        conn.accept()
+        return
+    addr = path.address()
+    if addr is None or (addr.domain.name not in cfg.dynamic.Domains and addr.domain != cfg.static.HostnameDomain):
+        if sess.submission and sess.account:
+            conn.reject(
+                _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1,
+                       "delivery to other domains is not available yet in this moxmail version (no outgoing queue)")
+            )  # fmt: skip
+        else:
+            conn.reject(_reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1, "not accepting email for domain (no relaying)"))
+        return
+    try:
+        rs = resolve_recipient(cfg, addr)
+    except DomainDisabled as e:
+        conn.reject(_reply(c.C450_MAILBOX_UNAVAIL, c.SE_MAILBOX2_DISABLED_1, str(e)))
+        return
+    except (UnknownRecipient, AliasPostRefused):
+        # Alias posting rights depend on the From header: checked at DATA.
+        if addr.domain.name in cfg.dynamic.Domains and _is_alias(cfg, addr.localpart, addr.domain.name):
+            sess.rcpts[key] = []
+            conn.accept()
+            return
+        conn.reject(_reply(c.C550_MAILBOX_UNAVAIL, c.SE_ADDR1_UNKNOWN_DEST_MAILBOX_1, "no such user"))
+        return
+    for r in rs:
+        if r.destination.SMTPError:
+            code, _, text = r.destination.SMTPError.partition(" ")
+            if code == "421":
+                conn.reject(_reply(c.C451_LOCAL_ERR, c.SE_SYS3_OTHER_0, text or "error processing"))
+            else:
+                conn.reject(_reply(c.C550_MAILBOX_UNAVAIL, c.SE_ADDR1_UNKNOWN_DEST_MAILBOX_1, text or "no such user(s)"))
+            return
+    sess.rcpts[key] = rs
+    conn.accept()
+
+
+def _is_alias(cfg: Config, localpart: str, domain: str) -> bool:
+    from mox.config.load import canonical_localpart
+
+    dom = cfg.dynamic.Domains[domain]
+    lp = canonical_localpart(localpart, dom)
+    return any(canonical_localpart(k, dom) == lp for k in dom.Aliases)
+
+
+def _from_address(data: bytes) -> tuple[str, Domain | None]:
+    part = msg.parse(data)
+    env = part.envelope
+    if env is None or len(env.from_) != 1:
+        return "", None
+    a = env.from_[0]
+    try:
+        return f"{a.user}@{a.host}", parse_domain(a.host)
+    except (DomainError, ValueError):
+        return f"{a.user}@{a.host}", None
+
+
+async def _message(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete, data: bytes) -> Reply:
+    try:
+        if sess.submission:
+            return await _submission(sess, conn, ev, data)
+        return await _incoming(sess, conn, ev, data)
+    except Exception as e:
+        sess.log.errorx("processing message", e)
+        return _reply(c.C451_LOCAL_ERR, c.SE_SYS3_OTHER_0, "error processing message, try again later")
+
+
+def _received(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete) -> bytes:
+    tls_version, cipher, _ = _tls_info(sess.writer)
+    local = sess.writer.get_extra_info("sockname")
+    hello = conn.hello
+    ehlo = ""
+    if hello is not None:
+        ehlo = hello.domain.ascii if hello.domain is not None else (f"[{hello.ip}]" if hello.ip else hello.raw)
+    return received_header(
+        ReceivedInfo(
+            ehlo=ehlo,
+            remote_ip=sess.remote_ip,
+            local_hostname=sess.cfg.static.Hostname,
+            local_ip=str(local[0]) if local else "",
+            tls_version=tls_version,
+            tls_cipher=cipher,
+            authenticated=bool(sess.account),
+            smtputf8=ev.mail_params.smtputf8,
+            connection_id=sess.cid,
+            recipient=ev.recipients[0][0].xstring() if len(ev.recipients) == 1 else "",
+        )
+    )
+
+
+async def _deliver_all(
+    sess: _Session, ev: sm.MessageComplete, data: bytes, smtp_ctx: SMTPContext, *, junk: bool = False
+) -> Reply:
+    """Store a copy for every local recipient; the reply covers all (DATA has one reply per transaction)."""
+    cfg = sess.cfg
+    msg_from = smtp_ctx.msg_from
+    targets: list[LocalRecipient] = []
+    for path, _ in ev.recipients:
+        rs = sess.rcpts.get(path.xstring())
+        if rs == [] and path.address() is not None:
+            a = path.address()
+            assert a is not None
+            try:
+                rs = resolve_recipient(cfg, a, msg_from=msg_from)
+            except AliasPostRefused as e:
+                return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_OTHER_0, str(e))
+        for r in rs or []:
+            if not any(t.account == r.account and t.destination is r.destination for t in targets):
+                targets.append(r)
+    info = await asyncio.to_thread(message_info, data)
+    try:
+        for r in targets:
+            mailbox = "Junk" if junk else ruleset_mailbox(r.destination, data, smtp_ctx)
+            acc = await open_config_account(cfg, r.account)
+            try:
+                await acc.add_message(mailbox, data, smtp=smtp_ctx, info=info)
+            finally:
+                await acc.close()
+    except QuotaExceeded as e:
+        return _reply(c.C552_MAILBOX_FULL, c.SE_MAILBOX2_FULL_2, str(e))
+    except StoreError as e:
+        sess.log.errorx("storing message", e)
+        return _reply(c.C451_LOCAL_ERR, c.SE_SYS3_OTHER_0, "error storing message, try again later")
+    sess.log.info("message delivered", recipients=len(targets), size=len(data))
+    return _reply(c.C250_COMPLETED, c.SE_MAILBOX2_OTHER_0, f"{sess.cid} message delivered")
+
+
+async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete, data: bytes) -> Reply:
+    cfg = sess.cfg
+    resolver = default_resolver()
+    hello = conn.hello
+    helo = hello.domain.ascii if hello is not None and hello.domain is not None else ""
+    mail_from = ev.mail_from.xstring() if ev.mail_from is not None else ""
+    receiving = cfg.static.Hostname
+    iprev_res, spf_res, dkim_res = await asyncio.gather(
+        iprev.lookup(sess.remote_ip, resolver),
+        spf.verify(resolver, sess.remote_ip, mail_from, helo, receiving_host=receiving),
+        dkim.verify(data, resolver),
+    )
+    from_addr, from_domain = _from_address(data)
+    dmarc_use, dmarc_res = False, None
+    spf_identity: Domain | None = None
+    if ev.mail_from is not None and ev.mail_from.domain is not None:
+        spf_identity = ev.mail_from.domain
+    elif helo:
+        with contextlib.suppress(DomainError):
+            spf_identity = parse_domain(helo)
+    if from_domain is not None:
+        dmarc_use, dmarc_res = await dmarc.verify(resolver, from_domain, dkim_res, str(spf_res.result), spf_identity)
+    ar = authres.AuthResults(cfg.static.Hostname)
+    ar.methods.append(authres.iprev_method(iprev_res, sess.remote_ip))
+    ar.methods.append(authres.spf_method(str(spf_res.result), spf_identity, spf_res.authentic))
+    ar.methods.extend(authres.dkim_methods(dkim_res))
+    ar.methods.append(authres.dmarc_method(dmarc_res, from_domain))
+    junk = False
+    if dmarc_use and dmarc_res is not None and dmarc_res.reject:
+        if str(dmarc_res.policy_applied) == "reject":
+            sess.log.info("message rejected by dmarc policy", from_domain=str(from_domain))
+            return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1, "rejecting per dmarc policy")
+        junk = True  # quarantine
+    prefix = ar.header().encode() + spf_res.header().encode() + _received(sess, conn, ev)
+    passing = [str(r.domain) for r in dkim_res if str(r.status) == "pass"]
+    smtp_ctx = SMTPContext(
+        remote_ip=sess.remote_ip, ehlo=helo, mail_from=mail_from,
+        rcpt_to=",".join(p.xstring() for p, _ in ev.recipients), msg_from=from_addr,
+        spf=str(spf_res.result), dkim_domains=passing, dmarc=str(dmarc_res.status) if dmarc_res else "",
+        tls_version=_tls_info(sess.writer)[0],
+    )  # fmt: skip
+    return await _deliver_all(sess, ev, prefix + data, smtp_ctx, junk=junk)
+
+
+async def _submission(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete, data: bytes) -> Reply:
+    cfg = sess.cfg
+    from_addr, from_domain = _from_address(data)
+    if from_domain is None:
+        return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_MSG6_OTHER_0, "message needs exactly one From address")
+    lp = from_addr.rsplit("@", 1)[0]
+    ad = cfg.lookup_address(lp, from_domain)
+    if ad is None or ad.account != sess.account or ad.catchall:
+        return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1, "message From address not allowed for this account")
+    dom = cfg.dynamic.Domains.get(from_domain.name)
+    if dom is not None and dom.Disabled:
+        return _reply(c.C451_LOCAL_ERR, c.SE_SYS3_OTHER_0, "sender domain temporarily disabled")
+    acc_conf = cfg.dynamic.Accounts[sess.account]
+    acc = await open_config_account(cfg, sess.account)
+    try:
+        limit = await acc.check_send_limits(
+            [p.xstring() for p, _ in ev.recipients],
+            max_messages=acc_conf.MaxOutgoingMessagesPerDay or DEFAULT_MAX_OUTGOING_PER_DAY,
+            max_first_time=acc_conf.MaxFirstTimeRecipientsPerDay or DEFAULT_MAX_FIRST_TIME_PER_DAY,
+        )
+    finally:
+        await acc.close()
+    if limit is not None:
+        name, value = limit
+        return _reply(
+            c.C451_LOCAL_ERR, c.SE_POL7_DELIVERY_UNAUTH_1,
+            f"sending limit reached: at most {value} per day, raise {name} in the account's config to send more",
+        )  # fmt: skip
+    extra = b""
+    part = msg.parse(data)
+    headers = {n.lower() for n, _ in msg.parse_headers(data[part.header_offset : part.body_offset])}
+    if "message-id" not in headers:
+        extra += f"Message-ID: <{time.time_ns():x}.{sess.cid}@{cfg.static.Hostname}>\r\n".encode()
+    if "date" not in headers:
+        extra += f"Date: {email.utils.formatdate(localtime=False)}\r\n".encode()
+    data = extra + data
+    if dom is not None and dom.DKIM.Sign:
+        selectors = [dkim.selector_from_config(dom.DKIM.Selectors[s]) for s in dom.DKIM.Sign]
+        sig = await dkim.sign_async(data, from_domain, selectors, localpart=lp)
+        data = sig.encode() + data
+    ar = authres.AuthResults(cfg.static.Hostname, methods=[authres.auth_method(sess.login)])
+    prefix = ar.header().encode() + _received(sess, conn, ev)
+    smtp_ctx = SMTPContext(remote_ip=sess.remote_ip, mail_from=ev.mail_from.xstring() if ev.mail_from else "", msg_from=from_addr)
+    return await _deliver_all(sess, ev, prefix + data, smtp_ctx)
+
+
+def register() -> None:
+    """Install this server as the handler of the SMTP, Submission and Submissions endpoints."""
+    from mox.serve import services
+
+    for kind in ("SMTP", "Submission", "Submissions"):
+        services.HANDLERS[kind] = serve
+
