@@ -147,7 +147,7 @@ def test_ctl_commands_against_running_server(mox_serve: MoxServe) -> None:
 def test_listeners_answer_until_protocols_exist(mox_serve: MoxServe) -> None:
     m = mox_serve
     with socket.create_connection(("127.0.0.1", m.ports.smtp), timeout=5) as s:
-        assert s.recv(200).startswith(b"421 4.3.2 localhost ")
+        assert s.recv(200).startswith(b"220 localhost ESMTP")
     with socket.create_connection(("127.0.0.1", m.ports.imap), timeout=5) as s:
         assert s.recv(200).startswith(b"* BYE [UNAVAILABLE]")
     ctx = ssl.create_default_context(cafile=str(m.config.parent / "localhost.crt"))
