@@ -35,6 +35,8 @@ from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpo
 
 # Upstream gives connections 3 seconds to finish at shutdown.
 SHUTDOWN_GRACE = 3.0
+# Seconds an account's database stays open after its last use.
+ACCOUNT_IDLE_CLOSE = 60.0
 # How often domains.conf is checked for changes: a stat per second is cheap
 # and makes edits take effect "within a few seconds".
 RELOAD_POLL_INTERVAL = 1.0
@@ -82,8 +84,11 @@ class Server:
         data_dir = self.cfg.data_dir
         data_dir.mkdir(mode=0o770, parents=True, exist_ok=True)
         from mox.smtpserver.server import register as register_smtp
+        from mox.store import account as store_account
 
         register_smtp()
+        # Accounts stay open between deliveries (closed after idling, and at shutdown).
+        store_account.CLOSE_DELAY = ACCOUNT_IDLE_CLOSE
         ctl = CtlServer(data_dir / "ctl", self._ctl_handlers(), log=mlog.new("ctl"))
         # The ctl socket first: it detects another running instance before we touch its ports.
         await ctl.start()

@@ -222,6 +222,8 @@ class Account:
         self._made_dirs: set[Path] = set()
         self._lock = threading.Lock()
         self._upgrade: asyncio.Task[None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._opened: asyncio.Future[None]
 
     # Low level
 
@@ -1066,8 +1068,12 @@ class Account:
         self._refs -= 1
         if self._refs > 0:
             return
-        _registry.accounts.pop(self.dir, None)
-        await _finish_close(self)
+        if CLOSE_DELAY > 0:
+            # Keep it open a while: the next delivery need not open the database again.
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(CLOSE_DELAY, lambda: loop.create_task(_close_idle(self)))
+            return
+        await _close_now(self)
 
 
 def _like_prefix(prefix: str) -> str:
@@ -1111,10 +1117,40 @@ def _fsync_dir(d: Path) -> None:
 
 
 class _Registry:
-    """Open accounts, shared by everyone in the process, reference counted."""
+    """Open accounts, shared by everyone in the process, reference counted.
+
+    At most one Account object per directory exists at a time: opening waits
+    for a close of the same account to finish, so two instances never write
+    (or clean orphans) at once.
+    """
 
     def __init__(self) -> None:
         self.accounts: dict[Path, Account] = {}
+        self.closing: dict[Path, asyncio.Task[None]] = {}
+
+
+# Seconds an account without users stays open (the server sets this; 0 closes at once, for tools and tests).
+CLOSE_DELAY = 0.0
+
+
+async def _close_now(acc: Account) -> None:
+    if _registry.accounts.get(acc.dir) is acc:
+        del _registry.accounts[acc.dir]
+    task = asyncio.ensure_future(_finish_close(acc))
+    _registry.closing[acc.dir] = task
+    try:
+        await asyncio.shield(task)
+    finally:
+        if _registry.closing.get(acc.dir) is task:
+            del _registry.closing[acc.dir]
+
+
+async def _close_idle(acc: Account) -> None:
+    if acc._refs == 0 and _registry.accounts.get(acc.dir) is acc:
+        try:
+            await _close_now(acc)
+        except Exception as e:
+            log.errorx("closing idle account", e, account=acc.name)
 
 
 _registry = _Registry()
@@ -1146,21 +1182,36 @@ async def open_account(
     if not name or "/" in name or name in (".", ".."):
         raise StoreError(f"invalid account name {name!r}")
     d = data_dir / "accounts" / name
-    acc = _registry.accounts.get(d)
-    if acc is not None:
-        acc._refs += 1
-        return acc
+    while True:
+        acc = _registry.accounts.get(d)
+        if acc is not None:
+            acc._refs += 1
+            if acc._close_timer is not None:
+                acc._close_timer.cancel()
+                acc._close_timer = None
+            # The first opener may still be opening it (cleaning tmp/): wait for that.
+            await asyncio.shield(acc._opened)
+            return acc
+        closing = _registry.closing.get(d)
+        if closing is None:
+            break
+        with contextlib.suppress(Exception):
+            await asyncio.shield(closing)
     if initial_mailboxes is None:
         initial_mailboxes = [(n, su) for su, n in DEFAULT_SPECIAL_MAILBOXES.items()]
     acc = Account(name, d, quota, initial_mailboxes)
     _registry.accounts[d] = acc
     acc._refs = 1
+    acc._opened = asyncio.get_running_loop().create_future()
     try:
         await acc._db(acc._open_sync)
-    except BaseException:
+    except BaseException as e:
         _registry.accounts.pop(d, None)
         acc._executor.shutdown(wait=False)
+        acc._opened.set_exception(StoreError(f"opening account {name}: {e}"))
+        acc._opened.exception()  # retrieved here, so an opener nobody waited for logs nothing
         raise
+    acc._opened.set_result(None)
     if not await acc._db(acc._threads_assigned):
         acc._upgrade = asyncio.create_task(_upgrade_threads(acc))
     return acc
@@ -1193,11 +1244,17 @@ async def close_all_accounts() -> None:
 
     Every account is closed even if one fails; the first failure is raised after.
     """
+    for task in list(_registry.closing.values()):
+        with contextlib.suppress(Exception):
+            await asyncio.shield(task)
     accs = list(_registry.accounts.values())
     _registry.accounts.clear()
     first: BaseException | None = None
     for acc in accs:
         acc._refs = 0
+        if acc._close_timer is not None:
+            acc._close_timer.cancel()
+            acc._close_timer = None
         try:
             await _finish_close(acc)
         except Exception as e:

@@ -157,3 +157,18 @@ def test_postmaster_addresses_reach_the_postmaster(cfg: Config) -> None:
     assert accounts(cfg, "postmaster@example.org") == ["mox"]
     assert accounts(cfg, "PostMaster@strict.example") == ["mox"]
     assert accounts(cfg, "postmaster@localhost") == ["mox"]  # the host name
+
+
+async def test_concurrent_deliveries_opening_and_closing_the_account(cfg: Config) -> None:
+    """Each delivery opens and closes the account; a close must never overlap a new open (orphan cleanup)."""
+    import asyncio
+
+    data = [f"Subject: m{i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n".encode() for i in range(60)]
+    results = await asyncio.gather(*(deliver(cfg, parse_address("piet@example.org"), d) for d in data))
+    assert len(results) == 60
+    acc = await open_config_account(cfg, "piet")
+    try:
+        msgs = await acc.messages("Inbox")
+        assert sorted(acc.read_message(m) for m in msgs) == sorted(data)
+    finally:
+        await acc.close()
