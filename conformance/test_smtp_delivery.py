@@ -137,3 +137,37 @@ def test_message_over_size_limit_refused_after_data(tmp_path: Path) -> None:
             assert s.noop()[0] == 250
     finally:
         m.stop()
+
+
+def test_dmarc_policy_and_evaluations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mox.dmarcdb import EvaluationDB
+    from mox.dns.testserver import DNSTestServer
+
+    with DNSTestServer() as dns:
+        dns.add_txt("example.net", "v=spf1 ip4:127.0.0.0/8 -all")
+        dns.add_txt("_dmarc.example.net", "v=DMARC1; p=reject; rua=mailto:dmarc@example.net")
+        dns.add_txt("bad.example", "v=spf1 -all")
+        dns.add_txt("_dmarc.bad.example", "v=DMARC1; p=reject; rua=mailto:dmarc@bad.example")
+        monkeypatch.setenv("MOX_DNS", dns.address)
+        m = MoxServe(tmp_path)
+        m.start()
+        try:
+            with smtplib.SMTP("127.0.0.1", m.ports.smtp, timeout=20) as s:
+                s.ehlo("client.example.net")
+                assert s.sendmail("a@example.net", ["mox@localhost"], MESSAGE.replace(b"sender@example.net", b"a@example.net")) == {}
+                with pytest.raises(smtplib.SMTPDataError) as e:
+                    s.sendmail("a@bad.example", ["mox@localhost"], MESSAGE.replace(b"sender@example.net", b"a@bad.example"))
+                assert e.value.smtp_code == 550 and b"dmarc" in e.value.smtp_error
+        finally:
+            m.stop()
+    head = stored(m)[0].split(b"\r\n\r\n", 1)[0]
+    assert b"spf=pass" in head and b"dmarc=pass" in head and b"header.from=example.net" in head
+
+    async def evaluations() -> list[tuple[str, str, bool]]:
+        db = await EvaluationDB.open(load_config(m.config).data_dir / "dmarceval.db")
+        try:
+            return [(e.policy_domain, e.disposition, e.aligned_spf_pass) for e in await db.evaluations()]
+        finally:
+            await db.close()
+
+    assert asyncio.run(evaluations()) == [("example.net", "none", True), ("bad.example", "reject", False)]

@@ -6,6 +6,6 @@ domain publishes a DMARC record with ``rua`` addresses; the hourly reporter
 Stored in ``<DataDir>/dmarceval.db`` (SQLite, WAL), accessed on one thread.
 """
 
-from mox.dmarcdb.evaluations import Evaluation, EvaluationDB, SuppressAddress
+from mox.dmarcdb.evaluations import Evaluation, EvaluationDB, SuppressAddress, interval_hours
 
-__all__ = ["Evaluation", "EvaluationDB", "SuppressAddress"]
+__all__ = ["Evaluation", "EvaluationDB", "SuppressAddress", "interval_hours"]

@@ -32,6 +32,17 @@ CREATE TABLE IF NOT EXISTS suppress_address (
 """
 
 
+# Reporting intervals that divide a day evenly, as upstream sends at most hourly, at least daily.
+_DAY_DIVISORS = (1, 2, 3, 4, 6, 8, 12, 24)
+
+
+def interval_hours(ri_seconds: int) -> int:
+    """The reporting interval in hours for a record's ri= (RFC 7489 section 6.3): between 1
+    and 24 hours, rounded up so a whole number of intervals covers a day, as upstream does."""
+    hours = max(1, -(-ri_seconds // 3600))
+    return next((d for d in _DAY_DIVISORS if d >= hours), 24)
+
+
 @dataclass
 class Evaluation:
     """One DMARC evaluation of an incoming message, with what an aggregate report row needs.

@@ -297,9 +297,11 @@ class Server:
             with contextlib.suppress(Exception):
                 await web_server.shutdown(timeout=SHUTDOWN_GRACE)
         await self._close_listeners()
+        # Pending deliveries commit, then every account database closes.
+        from mox.smtpserver import server as smtpserver
         from mox.store import close_all_accounts
 
-        # Pending deliveries commit, then every account database closes.
+        await smtpserver.close()
         try:
             await close_all_accounts()
         except Exception as e:

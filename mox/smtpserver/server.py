@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from mox import authres, dkim, dmarc, iprev, mlog, sasl, spf
 from mox import message as msg
 from mox.config.load import Config
+from mox.dmarcdb import Evaluation, EvaluationDB, interval_hours
 from mox.dns import default_resolver
 from mox.dns.domain import Domain, DomainError, parse_domain
 from mox.ratelimit import connection_rate_limiter, connections_limiter, failed_auth_limiter
@@ -410,12 +411,15 @@ async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete,
     ar.methods.append(authres.spf_method(str(spf_res.result), spf_identity, spf_res.authentic))
     ar.methods.extend(authres.dkim_methods(dkim_res))
     ar.methods.append(authres.dmarc_method(dmarc_res, from_domain))
-    junk = False
+    reject = junk = False
     if dmarc_use and dmarc_res is not None and dmarc_res.reject:
-        if str(dmarc_res.policy_applied) == "reject":
-            sess.log.info("message rejected by dmarc policy", from_domain=str(from_domain))
-            return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1, "rejecting per dmarc policy")
-        junk = True  # quarantine
+        reject = str(dmarc_res.policy_applied) == "reject"
+        junk = not reject  # quarantine
+    if dmarc_res is not None and dmarc_res.record is not None and dmarc_res.record.aggregate_report_addresses:
+        await _store_dmarc_evaluation(sess, ev, dmarc_res, dkim_res, spf_res, from_domain, spf_identity, junk)
+    if reject:
+        sess.log.info("message rejected by dmarc policy", from_domain=str(from_domain))
+        return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1, "rejecting per dmarc policy")
     prefix = ar.header().encode() + spf_res.header().encode() + _received(sess, conn, ev)
     passing = [str(r.domain) for r in dkim_res if str(r.status) == "pass"]
     smtp_ctx = SMTPContext(
@@ -425,6 +429,91 @@ async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete,
         tls_version=_tls_info(sess.writer)[0],
     )  # fmt: skip
     return await _deliver_all(sess, ev, prefix + data, smtp_ctx, junk=junk)
+
+
+_evaldb: EvaluationDB | None = None
+_evaldb_lock = asyncio.Lock()
+
+
+async def _evaluations(cfg: Config) -> EvaluationDB:
+    global _evaldb
+    async with _evaldb_lock:
+        if _evaldb is None:
+            _evaldb = await EvaluationDB.open(cfg.data_dir / "dmarceval.db")
+        return _evaldb
+
+
+async def close() -> None:
+    """Close the server's databases (at shutdown)."""
+    global _evaldb
+    if _evaldb is not None:
+        await _evaldb.close()
+        _evaldb = None
+
+
+def _report_addresses(cfg: Config) -> set[str]:
+    out = set()
+    for dname, dom in cfg.dynamic.Domains.items():
+        for rep in (dom.DMARC, dom.TLSRPT):
+            if rep is not None:
+                out.add(f"{rep.ParsedLocalpart}@{rep.DNSDomain.name if rep.DNSDomain else dname}".lower())
+    if cfg.static.HostTLSRPT.ParsedLocalpart:
+        out.add(f"{cfg.static.HostTLSRPT.ParsedLocalpart}@{cfg.static.Hostname}".lower())
+    return out
+
+
+async def _store_dmarc_evaluation(
+    sess: _Session,
+    ev: sm.MessageComplete,
+    res: dmarc.Result,
+    dkim_res: list[dkim.Result],
+    spf_res: spf.Received,
+    from_domain: Domain | None,
+    spf_identity: Domain | None,
+    junk: bool,
+) -> None:
+    """Keep the evaluation for the policy domain's aggregate reports (RFC 7489 section 7.2), as upstream:
+    not for messages to our own reporting addresses (reports are not evaluated for reports)."""
+    reporting = _report_addresses(sess.cfg)
+    if any(p.xstring().lower() in reporting for p, _ in ev.recipients):
+        return
+    r = res.record
+    assert r is not None and from_domain is not None
+    from mox import publicsuffix
+
+    org = publicsuffix.lookup(from_domain)
+    ev_dkim = [
+        {"domain": x.sig.domain.name, "selector": x.sig.selector.ascii, "result": str(x.status)}
+        for x in dkim_res
+        if x.sig is not None and publicsuffix.lookup(x.sig.domain) == org
+    ]
+    scope = "mfrom" if ev.mail_from is not None else "helo"
+    spf_results = [{"domain": spf_identity.name, "scope": scope, "result": str(spf_res.result)}] if spf_identity else []
+    disposition = "none"
+    if res.reject:
+        disposition = "quarantine" if junk else "reject"
+    evaluation = Evaluation(
+        policy_domain=res.domain.name,
+        interval_hours=interval_hours(r.aggregate_reporting_interval),
+        addresses=[str(u) for u in r.aggregate_report_addresses],
+        policy_published={
+            "domain": res.domain.name, "adkim": str(r.adkim), "aspf": str(r.aspf), "p": str(r.policy),
+            "sp": str(r.subdomain_policy or r.policy), "pct": r.percentage,
+        },
+        source_ip=sess.remote_ip,
+        disposition=disposition,
+        aligned_dkim_pass=res.aligned_dkim_pass,
+        aligned_spf_pass=res.aligned_spf_pass,
+        envelope_to=ev.recipients[0][0].domain.name if ev.recipients and ev.recipients[0][0].domain else "",
+        envelope_from=ev.mail_from.domain.name if ev.mail_from is not None and ev.mail_from.domain else "",
+        header_from=from_domain.name,
+        dkim_results=ev_dkim,
+        spf_results=spf_results,
+    )  # fmt: skip
+    try:
+        await (await _evaluations(sess.cfg)).add(evaluation)
+    except Exception as e:
+        sess.log.errorx("storing dmarc evaluation", e)
 
 
 async def _submission(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete, data: bytes) -> Reply:

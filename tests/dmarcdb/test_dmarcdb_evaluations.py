@@ -53,3 +53,9 @@ async def test_suppressed_reporting_addresses(tmp_path: Path) -> None:
         assert await db.is_suppressed("dmarc@example.org", now=6000.0)
     finally:
         await db.close()
+
+
+def test_interval_hours_divides_a_day() -> None:
+    from mox.dmarcdb import interval_hours
+
+    assert [interval_hours(x) for x in (0, 1, 3600, 3601, 5 * 3600, 7 * 3600, 13 * 3600, 86400, 7 * 86400)] == [1, 1, 1, 2, 6, 8, 24, 24, 24]
