@@ -419,7 +419,7 @@ class StubResolver:
         return f"StubResolver({servers})"
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str] | None = None) -> StubResolver:
+    def from_environment(cls, env: Mapping[str, str] | None = None, *, cache_size: int = 0) -> StubResolver:
         """The resolver configured by ``MOX_DNS``, or the system's when unset.
 
         Raises:
@@ -427,8 +427,8 @@ class StubResolver:
         """
         value = (os.environ if env is None else env).get(MOX_DNS_ENV)
         if value is None:
-            return cls()
-        return cls(parse_nameservers(value))
+            return cls(cache_size=cache_size)
+        return cls(parse_nameservers(value), cache_size=cache_size)
 
     def _authentic(self, response: dns.message.Message | None) -> bool:
         # The AD bit only means something for NOERROR and NXDOMAIN answers.

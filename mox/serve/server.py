@@ -29,12 +29,15 @@ from mox import mlog
 from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
 from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
+from mox.dns import StubResolver, set_default_resolver
 from mox.serve import ctlregistry, services
 from mox.serve.features import not_implemented_features
 from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpoints, tls_context
 
 # Upstream gives connections 3 seconds to finish at shutdown.
 SHUTDOWN_GRACE = 3.0
+# Answers kept by the server's DNS cache (positive and negative, each for its TTL).
+DNS_CACHE_SIZE = 20000
 # Seconds an account's database stays open after its last use.
 ACCOUNT_IDLE_CLOSE = 60.0
 # How often domains.conf is checked for changes: a stat per second is cheap
@@ -87,6 +90,8 @@ class Server:
         from mox.store import account as store_account
 
         register_smtp()
+        # A TTL-honouring cache: the SPF and DMARC records of a busy sender are asked for on every message.
+        set_default_resolver(StubResolver.from_environment(cache_size=DNS_CACHE_SIZE))
         # Accounts stay open between deliveries (closed after idling, and at shutdown).
         store_account.CLOSE_DELAY = ACCOUNT_IDLE_CLOSE
         ctl = CtlServer(data_dir / "ctl", self._ctl_handlers(), log=mlog.new("ctl"))
