@@ -175,7 +175,14 @@ def find_command(words: list[str]) -> tuple[Command | None, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mox`` console script."""
     # Importing these modules registers their commands.
-    from mox.cli import admin_commands, commands, dns_commands, importexport_commands, store_commands  # noqa: F401
+    from mox.cli import (  # noqa: F401
+        admin_commands,
+        auth_commands,
+        commands,
+        dns_commands,
+        importexport_commands,
+        store_commands,
+    )
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
