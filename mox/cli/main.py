@@ -62,6 +62,8 @@ class Command:
     flags: list[Flag] = field(default_factory=list)
     nargs: tuple[int, int | None] = (0, 0)  # min, max (None: unbounded)
     listed: bool = True
+    # The command gets its arguments unparsed: sendmail must accept any flag.
+    raw_args: bool = False
 
     @property
     def name(self) -> str:
@@ -97,11 +99,12 @@ def command(
     flags: Sequence[Flag] = (),
     nargs: tuple[int, int | None] = (0, 0),
     listed: bool = True,
+    raw_args: bool = False,
 ) -> Callable[[Callable[[Invocation], int | None]], Callable[[Invocation], int | None]]:
     """Register a subcommand."""
 
     def register(fn: Callable[[Invocation], int | None]) -> Callable[[Invocation], int | None]:
-        COMMANDS.append(Command(tuple(words.split()), fn, params, help, list(flags), nargs, listed))
+        COMMANDS.append(Command(tuple(words.split()), fn, params, help, list(flags), nargs, listed, raw_args))
         return fn
 
     return register
@@ -181,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands,
         dns_commands,
         importexport_commands,
+        sendmail,
         store_commands,
     )
 
@@ -203,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"mox: unknown command {' '.join(rest)!r}\n{global_usage()}")
         return 2
     try:
-        cflags, cargs = parse_flags(rest[n:], cmd.flags)
+        cflags, cargs = ({}, rest[n:]) if cmd.raw_args else parse_flags(rest[n:], cmd.flags)
         lo, hi = cmd.nargs
         if len(cargs) < lo or (hi is not None and len(cargs) > hi):
             raise UsageError("")
