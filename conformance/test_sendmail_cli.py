@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from serve_harness import MoxServe
 
-from mox.cli.sendmail import SendmailArgs, SubmitConfig, compose_message, parse_sendmail_args
+from mox.cli.sendmail import SendmailArgs, SubmitConfig, compose_message, parse_sendmail_args, submit
 from mox.config import sconf
 from mox.config.load import load_config
 from mox.store import account as account_mod
@@ -163,6 +164,44 @@ def test_implicit_tls_verified_with_ca_file_and_requiretls_no(served: MoxServe, 
     assert len(msgs) == before + 1
     head = _head(msgs[-1])
     assert "TLS-Required: No" in head and "with ESMTPSA" in head
+
+
+def test_starttls_requiretls_and_scram_plus_over_tls12(
+    served: MoxServe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: TLS 1.2 has the tls-unique channel binding the server offers -PLUS with."""
+    m = served
+    cafile = str(m.config.parent / "localhost.crt")
+    default_context = ssl.create_default_context
+
+    def tls12_context() -> ssl.SSLContext:
+        ctx = default_context(cafile=cafile)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+    before = len(_stored(m))
+    monkeypatch.setattr(ssl, "create_default_context", tls12_context)
+    for method in ("", "SCRAM-SHA-1"):
+        conf = SubmitConfig(
+            LocalHostname="client.example",
+            Host="localhost",
+            Port=m.ports.submission,
+            STARTTLS=True,
+            Username="mox@localhost",
+            Password=PASSWORD,
+            AuthMethod=method,
+            From="mox@localhost",
+            RequireTLS="yes",
+        )
+        submit(
+            conf, compose_message(b"Subject: plus\n\nx\n", conf, SendmailArgs(recipients=["mox@localhost"]))
+        )
+    monkeypatch.undo()
+    assert len(_stored(m)) == before + 2
+    log = m.log()
+    assert "mechanism=SCRAM-SHA-256-PLUS" in log
+    # Not binding while the server offers -PLUS is flag "n", not a downgrade ("y").
+    assert "mechanism=SCRAM-SHA-1 " in log
 
 
 def test_bad_password_fails_with_one_line_and_saves_message(served: MoxServe, tmp_path: Path) -> None:

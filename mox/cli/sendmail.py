@@ -410,7 +410,9 @@ def _minimal_ed25519_cert(key_b64: str) -> bytes:
 class _AuthClient:
     """Client side of one SASL mechanism: an optional initial response, then one answer per challenge."""
 
-    def __init__(self, mechanism: str, conf: SubmitConfig, channel_binding: bytes | None) -> None:
+    def __init__(
+        self, mechanism: str, conf: SubmitConfig, channel_binding: bytes | None, offered: list[str]
+    ) -> None:
         self.mechanism = mechanism
         self.conf = conf
         self.scram: ScramClient | None = None
@@ -423,7 +425,12 @@ class _AuthClient:
                 conf.Username,
                 conf.Password,
                 channel_binding=("tls-unique", channel_binding) if plus and channel_binding else None,
-                binding_supported=channel_binding is not None and not plus,
+                # RFC 5802 section 6: flag "y" only when we could bind but the server
+                # did not offer -PLUS; when it did and we do not bind (an explicit
+                # AuthMethod), "n", or the server would see a downgrade.
+                binding_supported=channel_binding is not None
+                and not plus
+                and f"{mechanism}-PLUS" not in offered,
             )
 
     def initial(self) -> bytes | None:
@@ -481,7 +488,7 @@ def _authenticate(s: smtplib.SMTP, conf: SubmitConfig) -> None:
     tls = isinstance(sock, ssl.SSLSocket)
     binding = sock.get_channel_binding("tls-unique") if isinstance(sock, ssl.SSLSocket) else None
     mech = _choose_mechanism(conf, offered, tls, binding)
-    client = _AuthClient(mech, conf, binding)
+    client = _AuthClient(mech, conf, binding, offered)
     try:
         initial = client.initial()
         if initial is None:
