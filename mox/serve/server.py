@@ -14,6 +14,7 @@ endpoint kind, so the SMTP, IMAP and HTTP servers plug in without changes here.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import functools
 import os
@@ -36,6 +37,10 @@ from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpo
 
 # Upstream gives connections 3 seconds to finish at shutdown.
 SHUTDOWN_GRACE = 3.0
+# asyncio's TLS protocol reads into a 256 KiB buffer per connection (sslproto.SSLProtocol.max_size),
+# 280 KiB per idle TLS connection. One TLS record is at most 16 KiB plus overhead (RFC 8446 section
+# 5.2), so a buffer of that size loses nothing but a little throughput on large transfers.
+TLS_READ_BUFFER = 17 * 1024
 # Answers kept by the server's DNS cache (positive and negative, each for its TTL).
 DNS_CACHE_SIZE = 20000
 # Seconds an account's database stays open after its last use.
@@ -90,6 +95,7 @@ class Server:
         from mox.store import account as store_account
 
         register_smtp()
+        asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
         # A TTL-honouring cache: the SPF and DMARC records of a busy sender are asked for on every message.
         set_default_resolver(StubResolver.from_environment(cache_size=DNS_CACHE_SIZE))
         # Accounts stay open between deliveries (closed after idling, and at shutdown).
