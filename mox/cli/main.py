@@ -189,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and os.path.basename(sys.argv[0]) == "sendmail":
+        # Installed as /usr/sbin/sendmail (a symlink to mox), behave as "mox sendmail", as upstream.
+        args = ["sendmail", *args]
     try:
         gflags, rest = parse_flags(args, GLOBAL_FLAGS)
     except UsageError as e:
