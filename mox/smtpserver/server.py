@@ -39,7 +39,13 @@ from mox.config.load import Config
 from mox.dmarcdb import Evaluation, EvaluationDB, interval_hours
 from mox.dns import default_resolver
 from mox.dns.domain import Domain, DomainError, parse_domain
-from mox.ratelimit import connection_rate_limiter, connections_limiter, failed_auth_limiter
+from mox.ratelimit import (
+    connection_rate_limiter,
+    connections_limiter,
+    delivery_message_limiter,
+    delivery_size_limiter,
+    failed_auth_limiter,
+)
 from mox.serve.services import ConnContext
 from mox.smtp import codes as c
 from mox.smtp import server as sm
@@ -71,6 +77,8 @@ DEFAULT_MAX_FIRST_TIME_PER_DAY = 200
 _conn_rate = connection_rate_limiter()
 _conns = connections_limiter()
 _auth_fail = failed_auth_limiter()
+_deliveries = delivery_message_limiter()
+_delivery_size = delivery_size_limiter()
 
 
 @dataclass
@@ -146,6 +154,8 @@ async def _serve(
         require_tls_for_auth=not (kind == "Submission" and lst.Submission.NoRequireSTARTTLS),
         max_message_size=lst.SMTPMaxMessageSize or sm.DEFAULT_MAX_MESSAGE_SIZE,
         requiretls=not lst.SMTP.NoRequireTLS,
+        # FUTURERELEASE needs the outgoing queue to hold messages; not offered until it exists.
+        future_release=False,
         pedantic=cfg.static.Pedantic,
     )
     if sess.submission:
@@ -386,6 +396,12 @@ async def _deliver_all(
 
 async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete, data: bytes) -> Reply:
     cfg = sess.cfg
+    # Upstream's per-network delivery limits: the reply names the limit (temporary, the sender retries later).
+    ip = ipaddress.ip_address(sess.remote_ip)
+    refusal = _deliveries.try_add(ip, n=len(ev.recipients)) or _delivery_size.try_add(ip, n=len(data) * len(ev.recipients))
+    if refusal is not None:
+        sess.log.info("delivery rate limited", limit=refusal.name)
+        return _reply(c.C451_LOCAL_ERR, c.SE_POL7_DELIVERY_UNAUTH_1, refusal.text)
     resolver = default_resolver()
     hello = conn.hello
     helo = hello.domain.ascii if hello is not None and hello.domain is not None else ""
