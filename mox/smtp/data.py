@@ -121,6 +121,20 @@ class DataReader:
         n = len(buf)
         st = self.stats
         while i < n:
+            if self._line_start and not self._after_bare_lf and buf[i : i + 1] != b"." and not st._pending_cr:
+                # Fast path: a run of whole CRLF lines up to the next line that starts with a
+                # dot, taken with a few bulk operations instead of line by line. Only used
+                # when the run has no bare CR or LF, so nothing needs counting or fixing.
+                dot = buf.find(b"\n.", i)
+                limit = n if dot < 0 else dot + 1
+                last = buf.rfind(b"\n", i, limit)
+                if last > i:
+                    seg = buf[i : last + 1]
+                    pairs = seg.count(b"\r\n")
+                    if pairs == seg.count(b"\n") and pairs == seg.count(b"\r"):
+                        out.append(seg)
+                        i = last + 1
+                        continue
             if self._line_start or self._after_bare_lf:
                 rem = buf[i : i + 3]
                 if self._line_start and rem == b".\r\n":
