@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,17 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mox.config.example import LocalPorts, write_local_config
+from mox.config.example import free_local_ports, write_local_config
 from mox.dns.testserver import isolated_default_dns
 
 REPO = Path(__file__).resolve().parent.parent
 MAILBENCH = REPO.parent / "shared" / "bench" / "mailbench.py"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proc_status(pid: int, field: str) -> int:
@@ -85,7 +79,7 @@ def file_create_us(d: Path, n: int = 2000) -> float:
 class Server:
     def __init__(self, root: Path) -> None:
         self.root = root
-        ports = LocalPorts(*(free_port() for _ in range(8)))
+        ports = free_local_ports()
         self.config = write_local_config(root, ports=ports, ips=["127.0.0.1"])
         self.log = root / "serve.log"
         with open(self.log, "ab") as logf:

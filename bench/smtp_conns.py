@@ -19,14 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mox.config.example import LocalPorts, write_local_config
+from mox.config.example import free_local_ports, write_local_config
 from mox.dns.testserver import DNSTestServer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -49,7 +43,7 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.n + 256)), hard))
     with tempfile.TemporaryDirectory() as tmp, DNSTestServer() as dns:
-        ports = LocalPorts(*(free_port() for _ in range(8)))
+        ports = free_local_ports()
         conf = write_local_config(tmp, ports=ports, ips=["127.0.0.1"], log_level="error")
         env = {**os.environ, "MOX_DNS": dns.address}
         proc = subprocess.Popen([sys.executable, "-m", "mox", "-config", str(conf), "serve"], env=env,

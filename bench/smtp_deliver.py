@@ -33,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from mox.config.example import LocalPorts, write_local_config
+from mox.config.example import free_local_ports, write_local_config
 from mox.config.load import load_config
 from mox.dns.testserver import DNSTestServer
 from mox.store import account as account_mod
@@ -42,11 +42,6 @@ from mox.store.password import make_secrets
 
 WORDS = "mail server queue message delivery report policy domain thread reply archive invoice meeting".split()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_message(i: int, size: int, rnd: random.Random, sender: str) -> bytes:
@@ -109,7 +104,7 @@ def main() -> None:
     args = ap.parse_args()
     account_mod.CHECK_ON_CLOSE = False
     with tempfile.TemporaryDirectory() as tmp, DNSTestServer() as dns:
-        ports = LocalPorts(*(free_port() for _ in range(8)))
+        ports = free_local_ports()
         conf = write_local_config(tmp, ports=ports, ips=["127.0.0.1"], log_level="error")
         password = "moxmoxmox"
 

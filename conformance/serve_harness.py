@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from mox.config.example import LocalPorts, write_local_config
+from mox.config.example import LocalPorts, free_local_ports, write_local_config
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 START_TIMEOUT = 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def local_ports() -> LocalPorts:
-    return LocalPorts(*(free_port() for _ in range(8)))
+    return free_local_ports()
 
 
 def run_mox(config: Path, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

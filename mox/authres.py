@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mox import dkim, dmarc, iprev
-from mox.dns import Domain
+from mox.dns import Domain, dnssec_status
 
 # Folding width, as upstream's header writer: 76 characters before CRLF
 # (RFC 5322 section 2.1.1: SHOULD be at most 78).
@@ -150,10 +150,6 @@ class _Writer:
         return "".join(self.parts) + "\r\n"
 
 
-def _dnssec(authentic: bool) -> str:
-    return "with dnssec" if authentic else "without dnssec"
-
-
 def _xname(d: Domain, smtputf8: bool) -> tuple[str, str]:
     """Name for a property, and the ASCII form as comment when the Unicode form is used."""
     name = d.xname(smtputf8)
@@ -163,7 +159,7 @@ def _xname(d: Domain, smtputf8: bool) -> tuple[str, str]:
 def iprev_method(result: iprev.Result, ip: str) -> AuthMethod:
     """``iprev=pass (without dnssec) policy.iprev=<ip>`` (RFC 8601 section 2.7.3)."""
     return AuthMethod(
-        "iprev", str(result.status), _dnssec(result.authentic), props=[AuthProp("policy", "iprev", ip)]
+        "iprev", str(result.status), dnssec_status(result.authentic), props=[AuthProp("policy", "iprev", ip)]
     )
 
 
@@ -178,7 +174,7 @@ def spf_method(
     if identity is not None:
         name, extra = _xname(identity, smtputf8)
         props.append(AuthProp("smtp", kind, name, True, extra))
-    return AuthMethod("spf", result, _dnssec(authentic), props=props)
+    return AuthMethod("spf", result, dnssec_status(authentic), props=props)
 
 
 def dkim_methods(results: list[dkim.Result], *, smtputf8: bool = False, error: str = "") -> list[AuthMethod]:
@@ -197,7 +193,7 @@ def dkim_methods(results: list[dkim.Result], *, smtputf8: bool = False, error: s
         if r.sig is not None:
             if r.record is not None and isinstance(r.record.key, rsa.RSAPublicKey):
                 comment = f"{r.record.key.key_size} bit rsa, "
-            comment += _dnssec(r.record_authentic)
+            comment += dnssec_status(r.record_authentic)
             # RFC 6008 section 4: at least 8 characters of b=, unique among the signatures.
             b = base64.b64encode(r.sig.signature).decode("ascii")[:12]
             d, dx = _xname(r.sig.domain, smtputf8)
@@ -228,7 +224,7 @@ def dmarc_method(
     return AuthMethod(
         "dmarc",
         str(result.status),
-        _dnssec(result.record_authentic),
+        dnssec_status(result.record_authentic),
         props=[AuthProp("header", "from", name, True, extra)],
     )
 

@@ -13,12 +13,11 @@ from pathlib import Path
 
 from mox import dkim, dmarc, publicsuffix, spf
 from mox import message as msg
-from mox.cli.dns_commands import dnssec_status
 from mox.cli.main import CommandError, Invocation, command
 from mox.config.load import ConfigErrors, load_config
 from mox.dkim.canon import split_message
 from mox.dkim.record import PrivateKey, claims_dkim
-from mox.dns import DNSError, Domain, default_resolver, parse_domain
+from mox.dns import DNSError, Domain, default_resolver, dnssec_status, parse_domain
 from mox.dns.domain import DomainError
 from mox.message.part import to_crlf
 from mox.smtp.address import AddressError, parse_address

@@ -5,14 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from mox.cli.main import CommandError, Invocation, UsageError, command
-from mox.dns import DNSError, NotFound, default_resolver, parse_domain
+from mox.dns import DNSError, NotFound, default_resolver, dnssec_status, parse_domain
 from mox.dns.domain import DomainError
 
 _USAGE_TYPES = ("ptr", "mx", "cname", "ips", "a", "aaaa", "ns", "txt", "srv", "tlsa")
-
-
-def dnssec_status(authentic: bool) -> str:
-    return "with dnssec" if authentic else "without dnssec"
 
 
 def _name(s: str) -> str:

@@ -34,6 +34,22 @@ class LocalPorts:
 ADMIN_PASSWORD = "moxadmin"
 
 
+def free_local_ports() -> LocalPorts:
+    """Ports free on 127.0.0.1 right now, for tests and benchmarks that run several servers."""
+    import socket
+
+    socks = []
+    try:
+        for _ in range(8):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return LocalPorts(*(int(s.getsockname()[1]) for s in socks))
+    finally:
+        for s in socks:
+            s.close()
+
+
 def local_static(ports: LocalPorts, ips: list[str], log_level: str = "info") -> model.Static:
     web = {
         name: model.WebService(Enabled=True, Port=ports.https if name.endswith("HTTPS") else ports.http, Path=path)

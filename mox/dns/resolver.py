@@ -641,6 +641,11 @@ async def combine_ip_lookups(
 _default: Resolver | None = None
 
 
+def dnssec_status(authentic: bool) -> str:
+    """How tools and headers say whether an answer was DNSSEC-validated, as upstream words it."""
+    return "with dnssec" if authentic else "without dnssec"
+
+
 def default_resolver() -> Resolver:
     """The process-wide resolver: set_default_resolver's, else from MOX_DNS or the system.
 
