@@ -563,17 +563,20 @@ class _Parser:
             raise self.err("NUL in literal")
         return data
 
-    def string(self) -> bytes:
+    def at_literal(self) -> bool:
+        """Whether a literal (or a literal8, "~{") starts here; "~" alone is an atom character."""
         c = self.peek()
-        if c == 0x22:
+        return c == 0x7B or (c == 0x7E and self.d[self.p + 1 : self.p + 2] == b"{")
+
+    def string(self) -> bytes:
+        if self.peek() == 0x22:
             return self.quoted()
-        if c in (0x7B, 0x7E):
+        if self.at_literal():
             return self.literal()
         raise self.err("expected string")
 
     def astring_bytes(self) -> bytes:
-        c = self.peek()
-        if c in (0x22, 0x7B, 0x7E):
+        if self.peek() == 0x22 or self.at_literal():
             return self.string()
         return self.chars(_ASTRING_CHARS, "astring")
 
@@ -609,8 +612,7 @@ class _Parser:
         return self.mailbox_name(self.astring_bytes())
 
     def list_mailbox(self) -> str:
-        c = self.peek()
-        if c in (0x22, 0x7B, 0x7E):
+        if self.peek() == 0x22 or self.at_literal():
             raw = self.string()
         else:
             raw = self.chars(_LIST_CHARS, "list-mailbox")
@@ -1230,7 +1232,7 @@ class _Parser:
             self.sp()
             if self.take(b"NIL"):
                 v: bytes | None = None
-            elif self.peek() in (0x7B, 0x7E):
+            elif self.at_literal():
                 v = self.literal(allow8=True)
             else:
                 v = self.string()

@@ -45,6 +45,7 @@ VALID: list[tuple[bytes, p.Command]] = [
         p.Select("a", "SELECT", "x", qresync=p.Qresync(7, 100, None, (one(1, 2), one(5, 6)))),
     ),
     (b"a CREATE x", p.Create("a", "CREATE", "x")),
+    (b"a CREATE ~peter/x", p.Create("a", "CREATE", "~peter/x")),
     (b"a CREATE x (USE (\\Archive \\Sent))", p.Create("a", "CREATE", "x", ["\\Archive", "\\Sent"])),
     (b"a DELETE x", p.Mailbox("a", "DELETE", "x")),
     (b"a RENAME x y", p.Rename("a", "RENAME", "x", "y")),
