@@ -18,6 +18,8 @@ atoms naming options are upper-cased).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import re
 from dataclasses import dataclass, field
@@ -419,7 +421,7 @@ _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 # RFC 9051 section 6.4.4 search keys by argument kind.
 _SK_NONE = {
     "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN", "UNANSWERED", "UNDELETED", "UNDRAFT",
-    "UNFLAGGED", "UNSEEN", "NEW", "OLD", "RECENT",
+    "UNFLAGGED", "UNSEEN", "NEW", "OLD", "RECENT", "SAVEDATESUPPORTED",
 }
 _SK_STRING = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"}
 _SK_DATE = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"}
@@ -920,9 +922,6 @@ class _Parser:
             if self.take(b"="):
                 ir = b""
             else:
-                import base64
-                import binascii
-
                 raw = self.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", "base64")
                 try:
                     ir = base64.b64decode(raw, validate=True)
@@ -1018,7 +1017,7 @@ class _Parser:
             cmd.extended = True
             cmd.selection = [o.upper() for o in self.paren_list("atom")]
             self.sp()
-        cmd.reference = self.mailbox_name(self.astring_bytes()) if self.peek() != 0x22 else self.list_mailbox()
+        cmd.reference = self.mailbox()
         self.sp()
         if name == "LIST" and self.peek() == 0x28:
             cmd.extended = True
@@ -1210,7 +1209,7 @@ class _Parser:
                     raise self.err("unknown GETMETADATA option")
                 self.take(b" ")
             self.sp()
-        cmd.mailbox = self.mailbox() if self.peek() != 0x22 or self.d[self.p : self.p + 2] != b'""' else self.text(self.string())
+        cmd.mailbox = self.mailbox()  # "" is the server (RFC 5464 section 4.2).
         self.sp()
         if self.take(b"("):
             while True:
@@ -1225,7 +1224,7 @@ class _Parser:
     def cmd_setmetadata(self, name: str, uid: bool) -> Command:
         self.sp()
         cmd = SetMetadata(self.tag or "", name)
-        cmd.mailbox = self.mailbox() if self.d[self.p : self.p + 2] != b'""' else self.text(self.string())
+        cmd.mailbox = self.mailbox()
         self.need(b" (")
         while True:
             e = self.astring()

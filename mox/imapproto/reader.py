@@ -118,6 +118,7 @@ class CommandReader:
         self._literals = 0
         self._expect_line = False
         self._dead = False
+        self._scanned = 0
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes read from the connection."""
@@ -145,13 +146,17 @@ class CommandReader:
             self._parts.append(bytes(self._buf[:n]))
             del self._buf[:n]
             self._literal = None
-        i = self._buf.find(b"\r\n")
+            self._scanned = 0
+        i = self._buf.find(b"\r\n", self._scanned)
         if i < 0:
+            # Do not search the same bytes again when more arrive in small pieces.
+            self._scanned = max(0, len(self._buf) - 1)
             if len(self._buf) > MAX_LINE:
                 return self._fail(self._tag(bytes(self._buf[:200])), "line too long", fatal=True)
             return None
         if i > MAX_LINE:
             return self._fail(self._tag(bytes(self._buf[:200])), "line too long", fatal=True)
+        self._scanned = 0
         line = bytes(self._buf[:i])
         del self._buf[: i + 2]
         if self._expect_line and not self._parts:
@@ -196,6 +201,7 @@ class CommandReader:
         if fatal:
             self._dead = True
             self._buf.clear()
+            self._scanned = 0
         self._parts = []
         self._literals = 0
         self._literal = None

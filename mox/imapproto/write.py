@@ -48,6 +48,7 @@ __all__ = [
     "string",
     "tagged",
     "untagged",
+    "vanished",
 ]
 
 QUOTED_MAX = 1024
@@ -73,9 +74,22 @@ def literal(data: str | bytes, binary: bool = False) -> bytes:
 def string(s: str | bytes, utf8: bool = False) -> bytes:
     """A string: quoted when possible, else a literal."""
     d = _b(s)
-    if len(d) <= QUOTED_MAX and b"\r" not in d and b"\n" not in d and b"\0" not in d and (utf8 or d.isascii()):
+    if len(d) <= QUOTED_MAX and b"\r" not in d and b"\n" not in d and b"\0" not in d and _quotable_8bit(d, utf8):
         return b'"' + d.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return literal(d)
+
+
+def _quotable_8bit(d: bytes, utf8: bool) -> bool:
+    # RFC 9051 section 9 QUOTED-CHAR allows UTF-8 (not arbitrary 8-bit), RFC 3501 only 7-bit.
+    if d.isascii():
+        return True
+    if not utf8:
+        return False
+    try:
+        d.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def nstring(s: str | bytes | None, utf8: bool = False) -> bytes:
@@ -150,6 +164,12 @@ def _uidset(uids: Sequence[int]) -> str:
         out.append(str(uids[i]) if i == j else f"{uids[i]}:{uids[j]}")
         i = j + 1
     return ",".join(out)
+
+
+def vanished(uids: Sequence[int], earlier: bool = False) -> bytes:
+    """``* VANISHED [(EARLIER)] uid-set`` (RFC 7162 section 3.2.10)."""
+    e = b"(EARLIER) " if earlier else b""
+    return b"* VANISHED " + e + str(NumSet.from_numbers(uids)).encode() + b"\r\n"
 
 
 def search(nums: Iterable[int], modseq: int | None = None) -> bytes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mox.imapproto import parse as p
 from mox.imapproto.numset import NumRange, NumSet
@@ -202,3 +204,21 @@ def test_tag_of() -> None:
     assert p.tag_of(b"a1 NOOP") == "a1"
     assert p.tag_of(b"+x NOOP") is None
     assert p.tag_of(b"noline") is None
+
+
+_FRAGMENTS = [
+    b"a ", b"UID ", b"FETCH ", b"SEARCH ", b"STORE ", b"SELECT ", b"LIST ", b"APPEND ", b"STATUS ", b"NOTIFY SET ",
+    b"SORT ", b"GETMETADATA ", b"SETMETADATA ", b"ESEARCH IN (", b"ID (", b"AUTHENTICATE X ", b"REPLACE 1 x ",
+    b"1:*", b"$", b"*", b",", b":", b"(", b")", b"[", b"]", b"<", b">", b".", b" ", b'"', b"\\", b"{2}\r\nab",
+    b"~{1+}\r\n\0", b"BODY", b"BINARY", b"HEADER.FIELDS", b"NIL", b"RETURN", b"OR", b"NOT", b"MODSEQ", b"QRESYNC",
+    b"1-Jan-2020", b'"01-Jan-2020 00:00:00 +0000"', b"&AGE-", b"\xc3\xbc", b"0", b"99999999999999999999999",
+]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS) | st.binary(max_size=5), max_size=25), st.booleans())
+def test_arbitrary_commands_only_raise_parse_error(parts: list[bytes], utf8: bool) -> None:
+    try:
+        p.parse_command(b"".join(parts) + b"\r\n", utf8=utf8)
+    except p.ParseError:
+        pass

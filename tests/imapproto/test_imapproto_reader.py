@@ -121,3 +121,12 @@ def test_arbitrary_input_in_arbitrary_splits_only_yields_events(chunks: list[byt
             assert isinstance(ev, CommandReceived | NeedContinuation | RawLine | ParseFailed)
             if isinstance(ev, CommandReceived) and isinstance(ev.command, p.Simple) and ev.command.name == "IDLE":
                 r.expect_line()
+
+
+def test_line_split_over_many_small_reads() -> None:
+    r = CommandReader()
+    line = b'a LOGIN "' + b"x" * 3000 + b'" pw\r'
+    for i in range(len(line)):
+        assert events(r, line[i : i + 1]) == []
+    evs = events(r, b"\n")
+    assert evs == [CommandReceived(p.Login("a", "LOGIN", "x" * 3000, "pw"))]

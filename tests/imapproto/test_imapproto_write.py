@@ -195,3 +195,13 @@ def test_search_esearch_list_status() -> None:
 def test_date_time() -> None:
     tz = datetime.timezone(-datetime.timedelta(hours=1, minutes=30))
     assert write.date_time(datetime.datetime(2021, 1, 5, 1, 2, 3, tzinfo=tz)) == b'"05-Jan-2021 01:02:03 -0130"'
+
+
+def test_invalid_utf8_is_sent_as_literal_even_in_utf8_mode() -> None:
+    assert write.string(b"\xff", utf8=True) == b"{1}\r\n\xff"
+    assert write.string("ü", utf8=True) == '"ü"'.encode()
+    assert write.string("ü") == b"{2}\r\n\xc3\xbc"
+
+
+def test_vanished() -> None:
+    assert write.vanished([3, 1, 2, 7], earlier=True) == b"* VANISHED (EARLIER) 1:3,7\r\n"
