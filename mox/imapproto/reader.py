@@ -31,6 +31,8 @@ __all__ = [
     "LITERAL_MINUS_MAX",
     "MAX_LINE",
     "MAX_LITERALS",
+    "OTHER_LITERAL_MAX",
+    "OTHER_LITERAL_TOTAL_MAX",
     "CommandReader",
     "CommandReceived",
     "Event",
@@ -50,7 +52,15 @@ LITERAL_MINUS_MAX = 4096
 """RFC 7888 section 3: with LITERAL-, non-synchronising literals are at most 4096 octets."""
 
 DEFAULT_LITERAL_LIMIT = 100 * 1024 * 1024
-"""Default largest literal (APPENDLIMIT), as upstream's default message size limit."""
+"""Default largest literal of APPEND and REPLACE (APPENDLIMIT), as upstream's default message size limit."""
+
+OTHER_LITERAL_MAX = 100 * 1024
+"""Largest literal in commands other than APPEND and REPLACE (upstream mox: 100 KiB)."""
+
+OTHER_LITERAL_TOTAL_MAX = 10 * OTHER_LITERAL_MAX
+"""Largest sum of literals in one command other than APPEND and REPLACE (upstream mox: 1 MiB)."""
+
+_MESSAGE_COMMAND = re.compile(rb"[^ ]+ (?:UID )?(?:APPEND|REPLACE) ", re.IGNORECASE)
 
 _AGAIN = object()
 _LITERAL_END = re.compile(rb"~?\{([0-9]{1,20})(\+?)\}\Z")
@@ -93,8 +103,10 @@ class CommandReader:
     """Frames and parses client commands.
 
     Args:
-        literal_limit: largest literal accepted (APPENDLIMIT); larger ones
-            fail with code TOOBIG before their data is read.
+        literal_limit: largest literal accepted in APPEND and REPLACE
+            (APPENDLIMIT); larger ones fail with code TOOBIG before their
+            data is read. Other commands: OTHER_LITERAL_MAX each,
+            OTHER_LITERAL_TOTAL_MAX together.
         literal_plus: LITERAL+ announced (any size non-synchronising).
         literal_minus: LITERAL- announced instead (at most 4096).
         utf8: mailbox names are UTF-8 (IMAP4rev2 enabled, or UTF8=ACCEPT),
@@ -116,6 +128,7 @@ class CommandReader:
         self._parts: list[bytes] = []
         self._literal: int | None = None  # Octets of literal still to read.
         self._literals = 0
+        self._literal_total = 0
         self._expect_line = False
         self._dead = False
         self._scanned = 0
@@ -168,6 +181,7 @@ class CommandReader:
             raw = b"".join(self._parts)
             self._parts = []
             self._literals = 0
+            self._literal_total = 0
             try:
                 return CommandReceived(parse_command(raw, utf8=self.utf8))
             except ParseError as e:
@@ -181,13 +195,25 @@ class CommandReader:
         if not sync and not self.literal_plus and size > LITERAL_MINUS_MAX:
             # RFC 7888 section 4: the client sends the data anyway; we cannot skip it safely.
             return self._fail(tag, "non-synchronizing literal too big", code="TOOBIG", fatal=True)
-        if size > self.literal_limit or self._literals > MAX_LITERALS:
-            what = "literal too big" if size > self.literal_limit else "too many literals"
-            code = "TOOBIG" if size > self.literal_limit else None
+        self._literal_total += size
+        what = ""
+        if _MESSAGE_COMMAND.match(self._parts[0]):
+            if size > self.literal_limit:
+                what = "literal too big"
+        elif size > OTHER_LITERAL_MAX:
+            what = "literal too big"
+        elif self._literal_total > OTHER_LITERAL_TOTAL_MAX:
+            what = "literals of command too big"
+        if self._literals > MAX_LITERALS:
+            what = "too many literals"
+        if what:
+            # RFC 7888 section 4 and RFC 9051 section 7.1: TOOBIG.
+            code = "TOOBIG"
             if not sync:
                 return self._fail(tag, what, code=code, fatal=True)
             self._parts = []
             self._literals = 0
+            self._literal_total = 0
             return ParseFailed(tag, what, code)
         self._literal = size
         if sync:
@@ -204,5 +230,6 @@ class CommandReader:
             self._scanned = 0
         self._parts = []
         self._literals = 0
+        self._literal_total = 0
         self._literal = None
         return ParseFailed(tag, text, code, fatal)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from mox.imapproto import parse as p
 from mox.imapproto.reader import (
     MAX_LINE,
+    OTHER_LITERAL_MAX,
     CommandReader,
     CommandReceived,
     Event,
@@ -55,6 +56,7 @@ def test_literal_minus_limits_non_sync_literals() -> None:
 def test_sync_literal_over_limit_refused_without_reading() -> None:
     r = CommandReader(literal_limit=10)
     assert events(r, b"a APPEND x {11}\r\n") == [ParseFailed("a", "literal too big", "TOOBIG")]
+    assert events(r, b"a UID REPLACE 1 x {11}\r\n") == [ParseFailed("a", "literal too big", "TOOBIG")]
     # The client does not send the literal; the next command is read normally.
     assert events(r, b"b NOOP\r\n") == [CommandReceived(p.Simple("b", "NOOP"))]
 
@@ -130,3 +132,13 @@ def test_line_split_over_many_small_reads() -> None:
         assert events(r, line[i : i + 1]) == []
     evs = events(r, b"\n")
     assert evs == [CommandReceived(p.Login("a", "LOGIN", "x" * 3000, "pw"))]
+
+
+def test_literals_outside_append_have_their_own_limits() -> None:
+    r = CommandReader(literal_limit=10 * OTHER_LITERAL_MAX)
+    assert events(r, b"a LOGIN {%d}\r\n" % (OTHER_LITERAL_MAX + 1)) == [ParseFailed("a", "literal too big", "TOOBIG")]
+    assert events(r, b"a APPEND x {%d}\r\n" % (OTHER_LITERAL_MAX + 1)) == [NeedContinuation("a", OTHER_LITERAL_MAX + 1)]
+    r = CommandReader()
+    data = b"a SEARCH" + b" TEXT {%d+}\r\n" % OTHER_LITERAL_MAX + b"x" * OTHER_LITERAL_MAX
+    evs = events(r, data * 10 + b" TEXT {1}\r\n")
+    assert evs == [ParseFailed("a", "literals of command too big", "TOOBIG")]
