@@ -294,6 +294,8 @@ class FetchAtt:
     section: Section | None = None
     peek: bool = False
     partial: tuple[int, int] | None = None
+    lazy: bool = False
+    """PREVIEW (LAZY) (RFC 8970 section 3)."""
 
 
 @dataclass(slots=True)
@@ -748,6 +750,9 @@ class _Parser:
             return SearchKey(op, text=self.astring())
         if op in _SK_DATE:
             return SearchKey(op, date=self.date())
+        if op in ("OLDER", "YOUNGER"):
+            # RFC 5032 section 4: WITHIN takes nz-number.
+            return SearchKey(op, number=self.nznumber())
         if op in _SK_NUMBER:
             return SearchKey(op, number=self.number(_NUMBER64_MAX))
         if op in _SK_FLAG:
@@ -833,15 +838,18 @@ class _Parser:
     def partial(self) -> tuple[int, int] | None:
         if not self.take(b"<"):
             return None
-        o = self.number()
+        # RFC 9051 section 9: partial = "<" number64 "." nz-number64 ">"
+        o = self.number(_NUMBER64_MAX)
         self.need(b".")
-        n = self.nznumber()
+        n = self.nznumber(_NUMBER64_MAX)
         self.need(b">")
         return (o, n)
 
     def fetch_att(self) -> FetchAtt:
         s = self.p
         name = self.chars(_ATOM_CHARS.replace(b"[", b"").replace(b"<", b""), "fetch attribute").decode().upper()
+        if name == "PREVIEW" and self.take(b" (LAZY)"):
+            return FetchAtt(name, lazy=True)
         if name in _FETCH_SIMPLE:
             return FetchAtt(name)
         if name in ("BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK"):

@@ -91,6 +91,8 @@ VALID: list[tuple[bytes, p.Command]] = [
         b"a FETCH 1 ALL",
         p.Fetch("a", "FETCH", nums=one(1), atts=[p.FetchAtt(n) for n in ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE")]),
     ),
+    (b"a FETCH 2 (PREVIEW (LAZY) PREVIEW)", p.Fetch("a", "FETCH", nums=one(2), atts=[p.FetchAtt("PREVIEW", lazy=True), p.FetchAtt("PREVIEW")])),
+    (b"a SEARCH YOUNGER 3 SAVEDATESUPPORTED", p.Search("a", "SEARCH", key=p.SearchKey("AND", [p.SearchKey("YOUNGER", number=3), p.SearchKey("SAVEDATESUPPORTED")]))),
     (b"a FETCH 2 body", p.Fetch("a", "FETCH", nums=one(2), atts=[p.FetchAtt("BODY")])),
     (
         b"a UID FETCH 1:* (BINARY.PEEK[1.2]<5.10> BINARY.SIZE[1] BODY[] MODSEQ UID) (CHANGEDSINCE 9 VANISHED)",
@@ -175,6 +177,7 @@ INVALID = [
     b"a SEARCH OR ALL",
     b"a SEARCH SINCE 32-Jan-2020",
     b"a SEARCH 0",
+    b"a SEARCH OLDER 0",
     b"a SEARCH LARGER 99999999999999999999999",
     b"a SEARCH RETURN (BOGUS) ALL",
     b"a FETCH 1 (BODY[1.BOGUS])",
