@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from mox.message.address import Address
 from mox.message.envelope import Envelope
@@ -29,6 +30,7 @@ from .parse import _ASTRING_CHARS
 __all__ = [
     "QUOTED_MAX",
     "FetchResponse",
+    "ThreadNode",
     "astring",
     "body_structure",
     "continuation",
@@ -37,16 +39,23 @@ __all__ = [
     "envelope",
     "esearch",
     "flag_list",
+    "id_response",
     "list_response",
     "literal",
     "literal_header",
     "mailbox",
+    "metadata",
+    "namespace",
     "nstring",
     "number_list",
+    "quota",
+    "quotaroot",
     "search",
+    "sort",
     "status_response",
     "string",
     "tagged",
+    "thread",
     "untagged",
     "vanished",
 ]
@@ -240,6 +249,76 @@ def status_response(name: str, items: Sequence[tuple[str, int]], utf8: bool = Fa
     """``* STATUS name (MESSAGES n UIDNEXT n ...)`` (RFC 9051 section 7.3.4)."""
     inner = b" ".join(b"%s %d" % (k.encode("ascii"), v) for k, v in items)
     return b"* STATUS " + mailbox(name, utf8) + b" (" + inner + b")\r\n"
+
+
+def sort(nums: Iterable[int], modseq: int | None = None) -> bytes:
+    """``* SORT n...`` (RFC 5256 section 4, RFC 7162 section 3.1.5 (MODSEQ n))."""
+    return b"* SORT" + search(nums, modseq)[len(b"* SEARCH") :]
+
+
+@dataclass(slots=True)
+class ThreadNode:
+    """A message of a thread and its replies (RFC 5256 section 4 thread-list)."""
+
+    num: int
+    children: list[ThreadNode] = field(default_factory=list)
+
+
+def _thread(node: ThreadNode) -> bytes:
+    # A chain of single replies is written flat "(1 2 3)"; branches as "(1 (2)(3))".
+    out = b"%d" % node.num
+    while len(node.children) == 1:
+        node = node.children[0]
+        out += b" %d" % node.num
+    if node.children:
+        out += b" " + b"".join(b"(" + _thread(c) + b")" for c in node.children)
+    return out
+
+
+def thread(roots: Sequence[ThreadNode]) -> bytes:
+    """``* THREAD (1 2)(3 (4)(5))`` (RFC 5256 section 4)."""
+    return b"* THREAD " + b"".join(b"(" + _thread(r) + b")" for r in roots) + b"\r\n" if roots else b"* THREAD\r\n"
+
+
+def id_response(params: Sequence[tuple[str, str]] | None) -> bytes:
+    """``* ID ("name" "mox" ...)`` or ``* ID NIL`` (RFC 2971 section 3.2)."""
+    if params is None:
+        return b"* ID NIL\r\n"
+    return b"* ID (" + b" ".join(string(k) + b" " + string(v) for k, v in params) + b")\r\n"
+
+
+def namespace(personal: str | None, delimiter: str = "/") -> bytes:
+    """``* NAMESPACE (("" "/")) NIL NIL``: one personal namespace, none other (RFC 9051 section 7.3.3)."""
+    if personal is None:
+        return b"* NAMESPACE NIL NIL NIL\r\n"
+    return b"* NAMESPACE ((" + string(personal) + b" " + string(delimiter) + b")) NIL NIL\r\n"
+
+
+def quota(root: str, resources: Sequence[tuple[str, int, int]]) -> bytes:
+    """``* QUOTA root (STORAGE used limit ...)``; storage in KiB (RFC 9208 section 5.1)."""
+    inner = b" ".join(b"%s %d %d" % (n.encode("ascii"), u, lim) for n, u, lim in resources)
+    return b"* QUOTA " + astring(root) + b" (" + inner + b")\r\n"
+
+
+def quotaroot(name: str, roots: Sequence[str], utf8: bool = False) -> bytes:
+    """``* QUOTAROOT mailbox root...`` (RFC 9208 section 5.2)."""
+    return b"* QUOTAROOT " + mailbox(name, utf8) + b"".join(b" " + astring(r) for r in roots) + b"\r\n"
+
+
+def metadata(name: str, values: Sequence[tuple[str, bytes | None]], utf8: bool = False) -> bytes:
+    """``* METADATA mailbox (entry value ...)``, "" for the server (RFC 5464 section 4.4.1).
+
+    Values are nstrings; binary values (with NUL) as literal8.
+    """
+    items = []
+    for k, v in values:
+        if v is not None and b"\0" in v:
+            val = literal(v, binary=True)
+        else:
+            val = nstring(v, utf8)
+        items.append(astring(k) + b" " + val)
+    mb = b'""' if name == "" else mailbox(name, utf8)
+    return b"* METADATA " + mb + b" (" + b" ".join(items) + b")\r\n"
 
 
 # ENVELOPE and BODYSTRUCTURE, RFC 9051 section 7.5.2.

@@ -205,3 +205,20 @@ def test_invalid_utf8_is_sent_as_literal_even_in_utf8_mode() -> None:
 
 def test_vanished() -> None:
     assert write.vanished([3, 1, 2, 7], earlier=True) == b"* VANISHED (EARLIER) 1:3,7\r\n"
+
+
+def test_sort_thread_and_other_responses() -> None:
+    T = write.ThreadNode
+    assert write.sort([3, 1], modseq=4) == b"* SORT 3 1 (MODSEQ 4)\r\n"
+    assert write.sort([]) == b"* SORT\r\n"
+    # RFC 5256 section 4 example shapes.
+    roots = [T(2), T(3, [T(6, [T(4, [T(23)]), T(44, [T(7, [T(96)])])])])]
+    assert write.thread(roots) == b"* THREAD (2)(3 6 (4 23)(44 7 96))\r\n"
+    assert write.thread([]) == b"* THREAD\r\n"
+    assert write.id_response([("name", "mox")]) == b'* ID ("name" "mox")\r\n'
+    assert write.namespace("") == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    assert write.quota("", [("STORAGE", 10, 512)]) == b'* QUOTA "" (STORAGE 10 512)\r\n'
+    assert write.quotaroot("INBOX", [""]) == b'* QUOTAROOT INBOX ""\r\n'
+    assert write.metadata("", [("/private/comment", b"hi"), ("/shared/x", None), ("/private/b", b"\0")]) == (
+        b'* METADATA "" (/private/comment "hi" /shared/x NIL /private/b ~{1}\r\n\0)\r\n'
+    )
