@@ -907,6 +907,99 @@ class Account:
 
         return await self._db(run)
 
+    async def copy_messages(
+        self, src: str, uids: list[int], dst: str, *, move: bool = False, source: object = None
+    ) -> list[tuple[int, int]]:
+        """Copy (or move) messages to another mailbox in one transaction; returns (source uid, new uid) pairs.
+
+        For IMAP COPY/MOVE with UIDPLUS COPYUID (RFC 4315, RFC 6851). A copy is a
+        new message (new id and UID, flags and keywords kept, a new save date)
+        whose file is a hard link to the original: message files never change.
+        A move also expunges the originals. Quota applies to copies, not moves.
+        Raises MailboxNotFound, QuotaExceeded, StoreError.
+        """
+        src_name = check_mailbox_name(src)
+        dst_name = check_mailbox_name(dst)
+
+        def run() -> tuple[list[tuple[int, int]], list[int]]:
+            changes: list[ev.Change] = []
+            pairs: list[tuple[int, int]] = []
+            linked: list[Path] = []
+            try:
+                with self._tx() as c:
+                    smb = self._mailbox_by_name(c, src_name)
+                    dmb = self._mailbox_by_name(c, dst_name)
+                    if smb is None:
+                        raise MailboxNotFound(f"mailbox {src!r} does not exist")
+                    if dmb is None:
+                        raise MailboxNotFound(f"mailbox {dst!r} does not exist")
+                    if smb.id == dmb.id and move:
+                        raise StoreError("cannot move messages to the mailbox they are in")
+                    wanted = set(uids)
+                    msgs = [
+                        _message_from_row(r)
+                        for r in c.execute(
+                            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ? AND expunged = 0 ORDER BY uid", (smb.id,)
+                        )
+                        if r[2] in wanted
+                    ]
+                    if not msgs:
+                        return [], []
+                    if self.quota > 0 and not move:
+                        total = sum(m.size for m in msgs)
+                        used = self._total_size(c)
+                        if used + total > self.quota:
+                            raise QuotaExceeded(f"account {self.name} is over its quota of {self.quota} bytes ({used} in use, copy is {total})")
+                    modseq = self._next_modseq(c)
+                    now = time.time()
+                    dirs: set[Path] = set()
+                    for m in msgs:
+                        (nid,) = c.execute(
+                            "INSERT INTO message (mailbox_id, uid, modseq, createseq, received, savedate, size, flags, keywords, "
+                            "message_id, subject_base, thread_id, thread_parent_ids, thread_missing_link, thread_muted, "
+                            "thread_collapsed, smtp, parsed) SELECT ?, ?, ?, ?, received, ?, size, flags, keywords, message_id, "
+                            "subject_base, thread_id, thread_parent_ids, thread_missing_link, thread_muted, thread_collapsed, smtp, "
+                            "parsed FROM message WHERE id = ? RETURNING id",
+                            (dmb.id, dmb.uidnext, modseq, modseq, now, m.id),
+                        ).fetchone()
+                        dest = self.message_path(nid)
+                        dest.parent.mkdir(mode=0o770, exist_ok=True)
+                        os.link(self.message_path(m.id), dest)
+                        linked.append(dest)
+                        dirs.add(dest.parent)
+                        pairs.append((m.uid, dmb.uidnext))
+                        changes.append(ev.MessageAdded(dmb.id, dmb.uidnext, nid, modseq, m.flags, tuple(m.keywords)))
+                        dmb.uidnext += 1
+                        dmb.counts.add(m.counts)
+                        for k in m.keywords:
+                            if k not in dmb.keywords:
+                                dmb.keywords = sorted([*dmb.keywords, k])
+                    if move:
+                        for m in msgs:
+                            smb.counts.add(m.counts, -1)
+                        c.executemany("UPDATE message SET expunged = 1, modseq = ?, parsed = '' WHERE id = ?", [(modseq, m.id) for m in msgs])
+                        self._save_mailbox_state(c, smb, modseq)
+                        changes.append(ev.MessagesRemoved(smb.id, tuple(m.uid for m in msgs), modseq))
+                        changes.append(ev.MailboxCountsChanged(smb.id, MailboxCounts(**vars(smb.counts))))
+                    self._save_mailbox_state(c, dmb, modseq)
+                    changes.append(ev.MailboxKeywords(dmb.id, tuple(dmb.keywords)))
+                    changes.append(ev.MailboxCountsChanged(dmb.id, MailboxCounts(**vars(dmb.counts))))
+                    for d in dirs:
+                        _fsync_dir(d)
+            except BaseException:
+                for f in linked:
+                    with contextlib.suppress(OSError):
+                        f.unlink()
+                raise
+            self.bus.publish(ev.Batch(tuple(changes), source))
+            return pairs, [m.id for m in msgs] if move else []
+
+        pairs, moved_ids = await self._db(run)
+        for mid in moved_ids:
+            with contextlib.suppress(FileNotFoundError):
+                self.message_path(mid).unlink()
+        return pairs
+
     async def expunge(self, mailbox: str, uids: list[int] | None = None, source: object = None) -> list[int]:
         """Expunge messages with \\Deleted (limited to uids when given); returns expunged UIDs.
 

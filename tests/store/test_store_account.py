@@ -263,3 +263,30 @@ async def test_daily_send_limits(account: Account) -> None:
     )
     # A day later the window is empty again, and earlier recipients are no longer first-time.
     assert await account.check_send_limits(["a@x", "b@x", "c@x"], max_messages=5, max_first_time=1, now=t + 86400 + 10) is None
+
+
+async def test_copy_and_move_messages(account: Account) -> None:
+    for i in range(3):
+        await account.add_message("Inbox", make_message(f"m{i}"), info=info(), keywords=["$label1"] if i == 0 else None)
+    await account.set_flags("Inbox", [2], add=Flags.SEEN)
+    await account.mailbox_create("Work")
+    sub = account.bus.subscribe()
+    pairs = await account.copy_messages("Inbox", [1, 2, 9], "Work")
+    assert pairs == [(1, 1), (2, 2)]
+    work = await account.messages("Work")
+    assert [account.read_message(m) for m in work] == [make_message("m0"), make_message("m1")]
+    assert work[0].keywords == ["$label1"] and work[1].flags & Flags.SEEN
+    mb = await account.mailbox("Work")
+    assert mb.counts.total == 2 and mb.counts.unseen == 1 and mb.keywords == ["$label1"]
+    batch = await asyncio.wait_for(sub.get(), 1)
+    assert isinstance(batch, ev.Batch) and sum(isinstance(c, ev.MessageAdded) for c in batch.changes) == 2
+    # Move: the copies appear, the originals are expunged, files shared by hard link stay readable.
+    pairs = await account.copy_messages("Inbox", [1, 3], "Work", move=True)
+    assert pairs == [(1, 3), (3, 4)]
+    assert [m.uid for m in await account.messages("Inbox")] == [2]
+    assert (await account.mailbox("Inbox")).counts.total == 1
+    work = await account.messages("Work")
+    assert [account.read_message(m) for m in work] == [make_message("m0"), make_message("m1"), make_message("m0"), make_message("m2")]
+    with pytest.raises(StoreError):
+        await account.copy_messages("Inbox", [2], "Inbox", move=True)
+    sub.close()
