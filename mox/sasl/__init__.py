@@ -60,6 +60,7 @@ Suggested replies, as upstream (smtpserver cmdAuth)::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import binascii
@@ -218,7 +219,7 @@ class _State(enum.Enum):
     DONE = "done"
 
 
-class Mechanism:
+class Mechanism(abc.ABC):
     """One SASL exchange on the server. Create with :func:`new_server`.
 
     Attributes:
@@ -340,11 +341,11 @@ class Mechanism:
         """The first step without an initial response."""
         return Challenge(b"")
 
-    def _receive(self, data: bytes) -> Step:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _receive(self, data: bytes) -> Step: ...
 
-    def _check(self, credentials: AccountSecrets | None) -> Step:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _check(self, credentials: AccountSecrets | None) -> Step: ...
 
 
 def _utf8_name(data: bytes) -> str | None:
