@@ -14,9 +14,6 @@ def not_implemented_features(cfg: Config) -> list[str]:
     s, d = cfg.static, cfg.dynamic
     out: list[str] = []
     for name, lst in sorted(s.Listeners.items()):
-        mail = [svc for svc in ("IMAP", "IMAPS") if getattr(lst, svc).Enabled]
-        if mail:
-            out.append(f"Listeners.{name}: {', '.join(mail)} (ports are opened and answer 'not available yet')")
         web = [
             svc
             for svc in (*WEB_SERVICES, "MetricsHTTP", "PprofHTTP", "AutoconfigHTTPS", "MTASTSHTTPS", "WebserverHTTP", "WebserverHTTPS")

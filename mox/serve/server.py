@@ -91,10 +91,12 @@ class Server:
         """Open listeners and the ctl socket. Raises ListenError or OSError with a clear message."""
         data_dir = self.cfg.data_dir
         data_dir.mkdir(mode=0o770, parents=True, exist_ok=True)
+        from mox.imapserver.server import register as register_imap
         from mox.smtpserver.server import register as register_smtp
         from mox.store import account as store_account
 
         register_smtp()
+        register_imap()
         asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
         # A TTL-honouring cache: the SPF and DMARC records of a busy sender are asked for on every message.
         set_default_resolver(StubResolver.from_environment(cache_size=DNS_CACHE_SIZE))
