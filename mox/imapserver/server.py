@@ -227,13 +227,25 @@ async def _command(sess: _Session, cmd: p.Command) -> tuple[str, str | None] | N
     return res
 
 
-async def _flush(sess: _Session, *, expunges: bool = True) -> None:
-    """Report queued changes of the selected mailbox, updating the session's UID list."""
+async def _flush(sess: _Session) -> None:
+    """Report queued changes of the selected mailbox, updating the session's UID list.
+
+    New messages are announced with one EXISTS at the end; a message added
+    and removed before it was announced is never mentioned.
+    """
     if sess.sub is None or sess.account is None or sess.mailbox is None:
         return
-    exists = len(sess.uids)
+    fresh: list[int] = []
+
+    def announce() -> None:
+        if fresh:
+            sess.uids.extend(fresh)
+            fresh.clear()
+            sess.send(w.untagged(f"{len(sess.uids)} EXISTS"))
+
     for item in sess.sub.pending():
         if isinstance(item, ev.Resync):
+            announce()
             await _resync(sess)
             continue
         if item.source is sess:
@@ -242,18 +254,22 @@ async def _flush(sess: _Session, *, expunges: bool = True) -> None:
             if getattr(c, "mailbox_id", None) != sess.mailbox_id:
                 continue
             if isinstance(c, ev.MessageAdded):
-                if not sess.uids or c.uid > sess.uids[-1]:
-                    sess.uids.append(c.uid)
+                last = fresh[-1] if fresh else sess.uids[-1] if sess.uids else 0
+                if c.uid > last:
+                    fresh.append(c.uid)
             elif isinstance(c, ev.MessagesRemoved):
+                gone = set(c.uids)
+                fresh[:] = [u for u in fresh if u not in gone]
                 _report_expunged(sess, c.uids)
-                exists = min(exists, len(sess.uids))
             elif isinstance(c, ev.FlagsChanged):
+                # Not yet announced messages need no FETCH: the client asks for their flags.
                 i = bisect.bisect_left(sess.uids, c.uid)
                 if i < len(sess.uids) and sess.uids[i] == c.uid:
                     names = flag_names(c.flags) + list(c.keywords)
                     sess.send(w.untagged(b"%d FETCH (UID %d FLAGS %s)" % (i + 1, c.uid, w.flag_list(names))))
-    if len(sess.uids) != exists:
-        sess.send(w.untagged(f"{len(sess.uids)} EXISTS"))
+            elif isinstance(c, ev.MailboxRenamed):
+                sess.mailbox = c.new_name
+    announce()
 
 
 def _report_expunged(sess: _Session, uids: tuple[int, ...] | list[int]) -> None:
@@ -775,8 +791,8 @@ async def _fetch(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
                 raise _Bad(f"unsupported fetch attribute {a.name}")
         if sets_seen and not flags_sent and u in unseen:
             r.add(b"FLAGS", w.flag_list(flag_names(m.flags) + m.keywords))
-        for chunk in r.chunks():
-            sess.send(bytes(chunk))
+        sess.writer.writelines(r.chunks())
+        await sess.writer.drain()
     return "fetch done", None
 
 

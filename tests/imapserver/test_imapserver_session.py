@@ -170,3 +170,25 @@ async def test_idle_timeout_disconnects(port: int, monkeypatch: pytest.MonkeyPat
     c = await connect(port, login=False)
     assert (await c.line()).startswith(b"* BYE")
     assert await asyncio.wait_for(c.reader.read(), 5) == b""
+
+
+async def test_noop_reports_adds_and_expunges_in_order(client: Client, cfg: Config) -> None:
+    await _append(client, MSG)
+    await _append(client, MSG)
+    await client.cmd("SELECT INBOX")
+    acc = await open_config_account(cfg, "mox")
+    try:
+        await acc.add_message("Inbox", MSG)  # uid 3
+        await acc.set_flags("Inbox", [1], add=imapserver.Flags.DELETED)
+        await acc.expunge("Inbox", [1])
+        await acc.add_message("Inbox", MSG)  # uid 4, removed before the client hears of it
+        await acc.set_flags("Inbox", [4], add=imapserver.Flags.DELETED)
+        await acc.expunge("Inbox", [4])
+    finally:
+        await acc.close()
+    r = await client.cmd("NOOP")
+    assert r[:-1] == [b"* 1 FETCH (UID 1 FLAGS (\\Deleted))\r\n", b"* 1 EXPUNGE\r\n", b"* 2 EXISTS\r\n"]
+    r = await client.cmd("UID FETCH 1:* UID")
+    assert r[:-1] == [b"* 1 FETCH (UID 2)\r\n", b"* 2 FETCH (UID 3)\r\n"]
+    r = await client.cmd("FETCH 3 UID")
+    assert b"BAD" in r[-1]
