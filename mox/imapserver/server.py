@@ -37,7 +37,7 @@ from mox.store import events as ev
 from mox.store.account import Account
 from mox.store.auth import LoginDisabled, LoginFailed, authenticate_plain
 from mox.store.deliver import open_config_account
-from mox.store.model import Flags, Message, StoreError, flag_names, parse_flag_names
+from mox.store.model import Flags, Message, QuotaExceeded, StoreError, flag_names, parse_flag_names
 
 log = mlog.new("imapserver")
 
@@ -184,8 +184,18 @@ async def _serve(sess: _Session) -> None:
         except _No as x:
             sess.send(w.tagged(cmd.tag, "NO", str(x), x.code))
             continue
+        except QuotaExceeded as x:
+            sess.send(w.tagged(cmd.tag, "NO", str(x), "OVERQUOTA"))
+            continue
         except StoreError as x:
             sess.send(w.tagged(cmd.tag, "NO", str(x)))
+            continue
+        except (_Closed, ConnectionError, ssl.SSLError):
+            raise
+        except Exception as x:
+            # A bug: this command fails, the session (and its sequence numbers) go on.
+            sess.slog.error("imap command failed", command=cmd.name, err=repr(x))
+            sess.send(w.tagged(cmd.tag, "NO", "internal error", "SERVERBUG"))
             continue
         if done is not None:
             sess.send(w.tagged(cmd.tag, "OK", done[0], done[1]))

@@ -192,3 +192,14 @@ async def test_noop_reports_adds_and_expunges_in_order(client: Client, cfg: Conf
     assert r[:-1] == [b"* 1 FETCH (UID 2)\r\n", b"* 2 FETCH (UID 3)\r\n"]
     r = await client.cmd("FETCH 3 UID")
     assert b"BAD" in r[-1]
+
+
+async def test_login_disabled_without_tls_unless_configured(port: int, cfg: Config) -> None:
+    cfg.static.Listeners["local"].IMAP.NoRequireSTARTTLS = False
+    c = await connect(port, login=False)
+    r = await c.cmd("CAPABILITY")
+    assert b" LOGINDISABLED" in r[0] and b"AUTH=PLAIN" not in r[0]
+    r = await c.cmd(f"LOGIN mox@localhost {PASSWORD}")
+    assert r[-1].startswith(b"t2 NO [PRIVACYREQUIRED]")
+    r = await c.cmd("STARTTLS")
+    assert b" BAD " in r[-1]  # No TLS configured on this endpoint.
