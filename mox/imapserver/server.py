@@ -243,7 +243,10 @@ async def _flush(sess: _Session) -> None:
     New messages are announced with one EXISTS at the end; a message added
     and removed before it was announced is never mentioned.
     """
-    if sess.sub is None or sess.account is None or sess.mailbox is None:
+    if sess.sub is None or sess.account is None:
+        return
+    if sess.mailbox is None:
+        sess.sub.pending()  # Nothing to report without a selected mailbox; SELECT reads afresh.
         return
     fresh: list[int] = []
 
@@ -540,32 +543,34 @@ async def _append(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
 
 
 async def _idle(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
+    """RFC 2177: report changes as they happen until the client sends DONE."""
     sess.send(w.continuation("idling"))
     sess.creader.expect_line()
     assert sess.sub is not None
-    while True:
-        await _flush(sess)
-        await sess.writer.drain()
-        line = sess.creader.next_event()
-        if line is None:
-            read = asyncio.ensure_future(sess.read_more())
-            change = asyncio.ensure_future(_wait_change(sess.sub))
-            await asyncio.wait([read, change], return_when=asyncio.FIRST_COMPLETED)
-            change.cancel()
-            if not read.done():
-                read.cancel()
-                try:
-                    await read
-                except asyncio.CancelledError:
-                    pass
-                continue
-            read.result()
+    # One read at a time, never cancelled: a cancelled read could lose the bytes it got.
+    read: asyncio.Future[None] | None = None
+    change = asyncio.ensure_future(_wait_change(sess.sub))
+    try:
+        while True:
+            await _flush(sess)
+            await sess.writer.drain()
             line = sess.creader.next_event()
-            if line is None:
-                continue
-        if isinstance(line, RawLine) and line.line.upper() == b"DONE":
-            return "idle done", None
-        raise _Bad("expected DONE")
+            if line is not None:
+                if isinstance(line, RawLine) and line.line.upper() == b"DONE":
+                    return "idle done", None
+                raise _Bad("expected DONE")
+            if read is None:
+                read = asyncio.ensure_future(sess.read_more())
+            if change.done():
+                change = asyncio.ensure_future(_wait_change(sess.sub))
+            await asyncio.wait([read, change], return_when=asyncio.FIRST_COMPLETED)
+            if read.done():
+                read.result()
+                read = None
+    finally:
+        change.cancel()
+        if read is not None:
+            read.cancel()
 
 
 async def _wait_change(sub: ev.Subscription) -> None:

@@ -203,3 +203,20 @@ async def test_login_disabled_without_tls_unless_configured(port: int, cfg: Conf
     assert r[-1].startswith(b"t2 NO [PRIVACYREQUIRED]")
     r = await c.cmd("STARTTLS")
     assert b" BAD " in r[-1]  # No TLS configured on this endpoint.
+
+
+async def test_idle_without_selected_mailbox_and_pipelined_done(client: Client, cfg: Config) -> None:
+    client.send(b"i IDLE\r\n")
+    assert (await client.line()).startswith(b"+ ")
+    acc = await open_config_account(cfg, "mox")
+    try:
+        await acc.add_message("Inbox", MSG)
+    finally:
+        await acc.close()
+    await asyncio.sleep(0.05)
+    client.send(b"DONE\r\n")
+    assert (await client.line()) == b"i OK idle done\r\n"
+    await client.cmd("SELECT INBOX")
+    client.send(b"j IDLE\r\nDONE\r\n")
+    assert (await client.line()).startswith(b"+ ")
+    assert (await client.line()) == b"j OK idle done\r\n"
