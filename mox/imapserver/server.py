@@ -29,6 +29,7 @@ from mox.imapproto import write as w
 from mox.imapproto.numset import NumSet
 from mox.imapproto.reader import CommandReader, CommandReceived, NeedContinuation, ParseFailed, RawLine
 from mox.message.encodedword import decode_words
+from mox.message.envelope import parse_date
 from mox.message.headers import unfold
 from mox.message.part import Part
 from mox.ratelimit import connection_rate_limiter, connections_limiter, failed_auth_limiter
@@ -821,6 +822,16 @@ _FLAG_KEYS = {
     "UNDRAFT": (Flags.DRAFT, False),
 }
 _HEADER_KEYS = {"SUBJECT", "FROM", "TO", "CC", "BCC", "HEADER"}
+_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+
+
+def _date_matches(op: str, day: datetime.date, want: datetime.date) -> bool:
+    # RFC 3501 section 6.4.4: dates compare without time and timezone.
+    if op.endswith("BEFORE"):
+        return day < want
+    if op.endswith("ON"):
+        return day == want
+    return day >= want
 
 
 @dataclass
@@ -837,6 +848,7 @@ def _check_key(k: p.SearchKey) -> None:
             _check_key(c)
     elif k.op not in _FLAG_KEYS and k.op not in _HEADER_KEYS and k.op not in (
         "ALL", "KEYWORD", "UNKEYWORD", "UID", "SEQ", "LARGER", "SMALLER", "BODY", "TEXT", "NEW", "OLD", "RECENT",
+        *_DATE_KEYS,
     ):
         raise _Bad(f"search key {k.op} not supported")
 
@@ -874,6 +886,10 @@ async def _matches(sess: _Session, c: _Candidate, k: p.SearchKey) -> bool:
         return m.size > (k.number or 0)
     if op == "SMALLER":
         return m.size < (k.number or 0)
+    if op in ("BEFORE", "ON", "SINCE"):
+        assert k.date is not None
+        # The internal date as a day in UTC.
+        return _date_matches(op, datetime.datetime.fromtimestamp(m.received, datetime.UTC).date(), k.date)
     acc = _acc(sess)
     if c.part is None:
         try:
@@ -882,6 +898,11 @@ async def _matches(sess: _Session, c: _Candidate, k: p.SearchKey) -> bool:
             return False
         c.part = await acc.parsed(m)
     assert c.raw is not None
+    if op in _DATE_KEYS:
+        assert k.date is not None
+        sent = parse_date(c.part.envelope.date) if c.part.envelope and c.part.envelope.date else None
+        # The Date header's own day, in the zone it was written in.
+        return sent is not None and _date_matches(op, sent.date(), k.date)
     needle = (k.text or "").lower()
     if op in _HEADER_KEYS:
         fname = k.field if op == "HEADER" else op

@@ -115,8 +115,16 @@ async def test_append_fetch_store_search(client: Client) -> None:
     ]:
         r = await client.cmd(f"SEARCH CHARSET UTF-8 {key}".encode())
         assert r[0] == (b"* SEARCH 1\r\n" if hit else b"* SEARCH\r\n"), key
-    r = await client.cmd("SEARCH SENTBEFORE 1-Jan-2020")
-    assert b" BAD " in r[-1]
+    for key, hit in [
+        ("SENTON 1-Jan-2024", True), ("SENTBEFORE 1-Jan-2024", False), ("SENTSINCE 1-Jan-2024", True),
+        ("SINCE 1-Jan-2024", True), ("BEFORE 1-Jan-2024", False),
+    ]:
+        r = await client.cmd(f"UID SEARCH {key}")
+        assert r[0] == (b"* SEARCH 1\r\n" if hit else b"* SEARCH\r\n"), key
+    r = await client.cmd("SEARCH SAVEDSINCE 1-Jan-2020")
+    assert b" BAD " in r[-1] and b"not supported" in r[-1]
+    r = await client.cmd("SEARCH CHARSET KOI8-R ALL")
+    assert b" NO [BADCHARSET" in r[-1]
 
 
 async def test_copy_move_expunge_with_sequence_bookkeeping(client: Client) -> None:
