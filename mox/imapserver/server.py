@@ -534,13 +534,22 @@ async def _append(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
         mb = await acc.mailbox(name)
     except StoreError:
         raise _No("no such mailbox", "TRYCREATE") from None
+    parsed = [_parse_flags(am.flags) for am in cmd.messages]  # All checked before any is added.
     uids = []
-    for am in cmd.messages:
-        flags, keywords = parse_flag_names(am.flags)
+    for am, (flags, keywords) in zip(cmd.messages, parsed, strict=True):
         received = am.date_time.timestamp() if am.date_time else None
         m = await acc.add_message(mb.name, am.data, flags=flags, keywords=keywords, received=received, create_mailbox=False)
         uids.append(m.uid)
     return "append done", f"APPENDUID {mb.uidvalidity} {','.join(str(u) for u in uids)}"
+
+
+def _parse_flags(names: list[str]) -> tuple[Flags, list[str]]:
+    """System flags and keywords of STORE and APPEND; unknown system flags (\\Recent too) are BAD."""
+    flags, keywords = parse_flag_names(names)
+    bad = [k for k in keywords if k.startswith("\\")]
+    if bad:
+        raise _Bad(f"cannot set system flag {bad[0]}")
+    return flags, keywords
 
 
 async def _idle(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
@@ -631,7 +640,7 @@ async def _store(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
     if sess.readonly:
         raise _No("mailbox is read-only", "READ-ONLY")
     targets = _msg_index(sess, cmd.uid, cmd.nums)
-    flags, keywords = parse_flag_names(cmd.flags)
+    flags, keywords = _parse_flags(cmd.flags)
     acc = _acc(sess)
     uids = [u for _, u in targets]
     if cmd.mode == "+":

@@ -228,3 +228,14 @@ async def test_idle_without_selected_mailbox_and_pipelined_done(client: Client, 
     client.send(b"j IDLE\r\nDONE\r\n")
     assert (await client.line()).startswith(b"+ ")
     assert (await client.line()) == b"j OK idle done\r\n"
+
+
+async def test_store_unknown_system_flag_is_bad(client: Client) -> None:
+    await _append(client, MSG)
+    await client.cmd("SELECT INBOX")
+    r = await client.cmd("STORE 1 +FLAGS (\\Recent)")
+    assert b" BAD " in r[-1]
+    r = await client.cmd("STORE 1 FLAGS (\\Seen kw)")
+    assert r[0] == b"* 1 FETCH (FLAGS (\\Seen kw))\r\n"
+    r = await client.cmd("STORE 1 FLAGS (\\Draft)")
+    assert r[0] == b"* 1 FETCH (FLAGS (\\Draft))\r\n"
