@@ -132,6 +132,10 @@ async def serve(ctx: ConnContext, reader: asyncio.StreamReader, writer: asyncio.
         await _serve(sess)
     except (_Closed, ConnectionError, ssl.SSLError):
         pass
+    except asyncio.CancelledError:
+        # mox serve cancels connections still open after its shutdown grace period.
+        writer.write(w.untagged("BYE shutting down"))
+        raise
     finally:
         if acquired:
             _conns.release(ip)
