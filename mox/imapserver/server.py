@@ -29,7 +29,7 @@ from mox.imapproto import write as w
 from mox.imapproto.numset import NumSet
 from mox.imapproto.reader import CommandReader, CommandReceived, NeedContinuation, ParseFailed, RawLine
 from mox.message.encodedword import decode_words
-from mox.message.envelope import parse_date
+from mox.message.envelope import Envelope, parse_date
 from mox.message.headers import unfold
 from mox.message.part import Part
 from mox.ratelimit import connection_rate_limiter, connections_limiter, failed_auth_limiter
@@ -797,7 +797,7 @@ async def _fetch(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
                 r.add(b"INTERNALDATE", w.date_time(datetime.datetime.fromtimestamp(m.received, datetime.UTC)))
             elif a.name == "ENVELOPE":
                 assert part is not None
-                r.add(b"ENVELOPE", w.envelope(part.envelope) if part.envelope else b"NIL")
+                r.add(b"ENVELOPE", w.envelope(part.envelope or Envelope()))
             elif a.name == "BODYSTRUCTURE" or (a.name == "BODY" and a.section is None):
                 assert part is not None
                 r.add(a.name.encode(), w.body_structure(part, a.name == "BODYSTRUCTURE"))
