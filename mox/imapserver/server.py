@@ -771,21 +771,28 @@ async def _fetch(sess: _Session, cmd: p.Command) -> tuple[str, str | None]:
                 msgs[changed.uid] = changed
         else:
             sets_seen = False
+    # ENVELOPE and BODYSTRUCTURE come from the parsed-part cache, fetched for many messages at once;
+    # the message file is read only for body contents.
+    need_part = any(a.name in ("ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822.HEADER", "RFC822.TEXT") for a in atts)
+    need_raw = any(a.name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT") or (a.name == "BODY" and a.section is not None) for a in atts)
+    parts: dict[int, Part] = {}
     for seq, u in targets:
         m = msgs.get(u)
         if m is None:
             continue
+        if need_part and m.id not in parts:
+            batch = [msgs[x] for _, x in targets[targets.index((seq, u)) :][:500] if x in msgs]
+            parts.update(await acc.parsed_many(batch))
         r = w.FetchResponse(seq)
         raw: bytes | None = None
-        part: Part | None = None
+        part: Part | None = parts.pop(m.id, None)
         flags_sent = False
+        if need_raw:
+            try:
+                raw = await asyncio.to_thread(acc.read_message, m)
+            except OSError:
+                raise _No("message was expunged", "EXPUNGEISSUED") from None
         for a in atts:
-            if a.name in ("ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT") and part is None:
-                try:
-                    raw = await asyncio.to_thread(acc.read_message, m)
-                except OSError:
-                    raise _No("message was expunged", "EXPUNGEISSUED") from None
-                part = await acc.parsed(m)
             if a.name == "UID":
                 r.add(b"UID", b"%d" % u)
             elif a.name == "FLAGS":

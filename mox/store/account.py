@@ -849,6 +849,25 @@ class Account:
         await self._db(store)
         return part
 
+    async def parsed_many(self, messages: list[Message]) -> dict[int, msg.Part]:
+        """Parsed trees of many messages in one database round trip (missing caches are filled)."""
+
+        def run() -> dict[int, str]:
+            out: dict[int, str] = {}
+            ids = [m.id for m in messages]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                q = f"SELECT id, parsed FROM message WHERE id IN ({','.join('?' * len(chunk))})"
+                out.update({r[0]: r[1] for r in self.conn.execute(q, chunk)})
+            return out
+
+        raw = await self._db(run)
+        result: dict[int, msg.Part] = {}
+        for m in messages:
+            j = raw.get(m.id)
+            result[m.id] = msg.Part.from_json(json.loads(j)) if j else await self.parsed(m)
+        return result
+
     def read_message(self, m: Message) -> bytes:
         """The message's bytes (blocking; call from a thread for large messages)."""
         return self.message_path(m.id).read_bytes()
