@@ -30,7 +30,7 @@ from mox import mlog
 from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
 from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
-from mox.dns import StubResolver, set_default_resolver
+from mox.dns import Resolver, StubResolver, set_default_resolver
 from mox.serve import ctlregistry, services
 from mox.serve.features import not_implemented_features
 from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpoints, tls_context
@@ -63,9 +63,16 @@ def configure_logging(cfg: Config, loglevel_override: str = "") -> None:
 class Server:
     """A running mox instance."""
 
-    def __init__(self, cfg: Config, *, loglevel_override: str = "") -> None:
+    def __init__(
+        self, cfg: Config, *, loglevel_override: str = "", localserve: bool = False, resolver: Resolver | None = None
+    ) -> None:
         self.cfg = cfg
         self.loglevel_override = loglevel_override
+        # Run as ``mox localserve`` (mox.localserve): protocol servers and the queue read this flag to
+        # accept mail for any address and deliver outgoing mail to the local account instead of sending it.
+        self.localserve = localserve
+        # The process-wide resolver installed at start; None: MOX_DNS or the system's, with a cache.
+        self.resolver = resolver
         self.stop_requested = asyncio.Event()
         self.services_stopped = asyncio.Event()
         self.shutting_down = False
@@ -99,7 +106,7 @@ class Server:
         register_imap()
         asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
         # A TTL-honouring cache: the SPF and DMARC records of a busy sender are asked for on every message.
-        set_default_resolver(StubResolver.from_environment(cache_size=DNS_CACHE_SIZE))
+        set_default_resolver(self.resolver or StubResolver.from_environment(cache_size=DNS_CACHE_SIZE))
         # Accounts stay open between deliveries (closed after idling, and at shutdown).
         store_account.CLOSE_DELAY = ACCOUNT_IDLE_CLOSE
         ctl = CtlServer(data_dir / "ctl", self._ctl_handlers(), log=mlog.new("ctl"))
