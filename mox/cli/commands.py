@@ -360,3 +360,37 @@ def cmd_config_domain_rm(inv: Invocation) -> None:
     (domain,) = inv.args
     _edit(inv, "config domain rm", inv.args, lambda cfg: edit.domain_remove(cfg, domain))
     print(f"domain removed, remember to remove dns records for {domain}")
+
+
+@command(
+    "clientconfig",
+    params="$domain",
+    nargs=(1, 1),
+    help="""Print the IMAP and submission settings mail clients use for a domain.
+
+Each listener serving IMAP or SMTP submission is listed with host, port and TLS
+mode. Prefer the implicit-TLS ports (submissions 465, IMAPS 993) over STARTTLS
+(587, 143). Ports without any TLS send passwords readably over the network; use
+them only on networks protected otherwise, e.g. a VPN.""",
+)
+def cmd_clientconfig(inv: Invocation) -> None:
+    from mox.dns.domain import DomainError, parse_domain
+    from mox.http.clientconfig import ClientConfigError, client_configs_domain
+
+    try:
+        d = parse_domain(inv.args[0])
+    except DomainError as e:
+        raise UsageError(f"invalid domain {inv.args[0]!r}: {e}") from None
+    cfg = _load(inv)
+    try:
+        entries = client_configs_domain(cfg, d)
+    except ClientConfigError as e:
+        raise CommandError(f"getting client config: {e}") from None
+    out = [f"{'Protocol':<20} {'Host':<30} {'Port':>5} {'Listener':<15} Note"]
+    out += [f"{e.protocol:<20} {e.host.name:<30} {e.port:>5} {e.listener:<15} {e.note}" for e in entries]
+    out.append(
+        "\nConfigure clients with the strongest authentication mechanism explicitly, in this order of\n"
+        "preference: SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5. A client that\n"
+        "picks a mechanism from what the server offers can be downgraded to a weaker one by an attacker on the path."
+    )
+    sys.stdout.write("\n".join(out) + "\n")

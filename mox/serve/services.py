@@ -70,15 +70,7 @@ HANDLERS: dict[str, ConnectionHandler] = {
 
 
 def http_handler(server: Server, ep: Endpoint) -> Callable[[web.BaseRequest], Awaitable[Any]]:
-    """The request handler for an HTTP endpoint. The web services come with the HTTP issue."""
-    from aiohttp import web
+    """The request handler for an HTTP endpoint (mox.http.web)."""
+    from mox.http.web import http_handler as handler
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        log.debug("http request for service not implemented yet", endpoint=ep.describe(), path=request.path)
-        return web.Response(
-            status=503,
-            text=f"moxmail: {', '.join(ep.services)} not available yet\n",
-            headers={"Retry-After": "3600"},
-        )
-
-    return handle
+    return handler(server, ep)
