@@ -39,6 +39,7 @@ from mox.tlsrpt.report import (
     parse_datetime,
     parse_report,
     report_from_json,
+    result_from_json,
     result_type,
 )
 
@@ -72,5 +73,6 @@ __all__ = [
     "parse_record",
     "parse_report",
     "report_from_json",
+    "result_from_json",
     "result_type",
 ]

@@ -117,6 +117,23 @@ class ResultPolicy:
     def key(self) -> tuple[Any, ...]:
         return (str(self.type), self.domain, tuple(self.strings), tuple(self.mx_hosts))
 
+    @classmethod
+    def sts(cls, recipient_domain: str, policy_lines: list[str], mx_patterns: list[str]) -> ResultPolicy:
+        """An MTA-STS policy of a recipient domain (A-labels): its policy text lines
+        (section 4.4: "policy-string" holds the policy, one line per string) and mx patterns."""
+        return cls(PolicyType.STS, recipient_domain, list(policy_lines), list(mx_patterns))
+
+    @classmethod
+    def tlsa(cls, mx_host: str, records: list[str]) -> ResultPolicy:
+        """A DANE policy of an MX host (the TLSA base domain, A-labels) from its TLSA records in
+        presentation format ("3 1 1 abcd..."); sorted, so equal record sets merge."""
+        return cls(PolicyType.TLSA, mx_host, sorted(records))
+
+    @classmethod
+    def no_policy(cls, domain: str) -> ResultPolicy:
+        """No MTA-STS policy for a recipient domain, or no TLSA records for an MX host."""
+        return cls(PolicyType.NO_POLICY_FOUND, domain)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "policy-type": str(self.type),
@@ -262,6 +279,43 @@ def _strlist(d: dict[str, Any], key: str, what: str) -> list[str]:
     return list(v)
 
 
+def result_from_json(pv: object, what: str = "policy result") -> Result:
+    """One "policies" entry (policy, summary, failure-details) from decoded JSON."""
+    p = _obj(pv, what)
+    pol = _obj(p.get("policy"), what + " policy")
+    ptype = _str(pol, "policy-type", what + " policy")
+    try:
+        pt = PolicyType(ptype)
+    except ValueError:
+        raise ReportError(f"{what}: unknown policy-type {ptype!r}") from None
+    policy = ResultPolicy(
+        type=pt,
+        domain=_str(pol, "policy-domain", what + " policy"),
+        strings=_strlist(pol, "policy-string", what + " policy"),
+        mx_hosts=_strlist(pol, "mx-host", what + " policy"),
+    )
+    summ = _obj(p.get("summary"), what + " summary")
+    summary = Summary(
+        _count(summ, "total-successful-session-count", what + " summary"),
+        _count(summ, "total-failure-session-count", what + " summary"),
+    )
+    details = []
+    fdl = p.get("failure-details", [])
+    if not isinstance(fdl, list):
+        raise ReportError(f"{what}: 'failure-details' must be a list")
+    for j, fv in enumerate(fdl):
+        fwhat = f"{what} failure-details[{j}]"
+        fd = _obj(fv, fwhat)
+        details.append(
+            FailureDetails(
+                result_type=result_type(_str(fd, "result-type", fwhat)),
+                failed_session_count=_count(fd, "failed-session-count", fwhat),
+                **{attr: _str(fd, name, fwhat, required=False) for attr, name in _FD_FIELDS},
+            )
+        )
+    return Result(policy, summary, details)
+
+
 def report_from_json(doc: object) -> Report:
     """Build a :class:`Report` from decoded JSON, checking the structure of section 4.3."""
     d = _obj(doc, "report")
@@ -278,40 +332,7 @@ def report_from_json(doc: object) -> Report:
         report_id=_str(d, "report-id", "report"),
     )
     for i, pv in enumerate(policies):
-        what = f"policies[{i}]"
-        p = _obj(pv, what)
-        pol = _obj(p.get("policy"), what + " policy")
-        ptype = _str(pol, "policy-type", what + " policy")
-        try:
-            pt = PolicyType(ptype)
-        except ValueError:
-            raise ReportError(f"{what}: unknown policy-type {ptype!r}") from None
-        policy = ResultPolicy(
-            type=pt,
-            domain=_str(pol, "policy-domain", what + " policy"),
-            strings=_strlist(pol, "policy-string", what + " policy"),
-            mx_hosts=_strlist(pol, "mx-host", what + " policy"),
-        )
-        summ = _obj(p.get("summary"), what + " summary")
-        summary = Summary(
-            _count(summ, "total-successful-session-count", what + " summary"),
-            _count(summ, "total-failure-session-count", what + " summary"),
-        )
-        details = []
-        fdl = p.get("failure-details", [])
-        if not isinstance(fdl, list):
-            raise ReportError(f"{what}: 'failure-details' must be a list")
-        for j, fv in enumerate(fdl):
-            fwhat = f"{what} failure-details[{j}]"
-            fd = _obj(fv, fwhat)
-            details.append(
-                FailureDetails(
-                    result_type=result_type(_str(fd, "result-type", fwhat)),
-                    failed_session_count=_count(fd, "failed-session-count", fwhat),
-                    **{attr: _str(fd, name, fwhat, required=False) for attr, name in _FD_FIELDS},
-                )
-            )
-        report.policies.append(Result(policy, summary, details))
+        report.policies.append(result_from_json(pv, f"policies[{i}]"))
     return report
 
 
