@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +15,19 @@ from mox.dns.domain import parse_domain
 from mox.queue import MessageSource, Outcome, QueuedMsg
 from mox.smtp.path import Path as SMTPPath
 
+_TEMPLATE: list[Path] = []
+
 
 def make_config(root: Path, keep_retired: str = "") -> Config:
+    """A loaded local config under root (keys made once per test session and copied)."""
+    if not _TEMPLATE:
+        t = Path(tempfile.mkdtemp(prefix="queuecfg-"))
+        write_local_config(t, ips=["127.0.0.1"])
+        _TEMPLATE.append(t)
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    for f in (_TEMPLATE[0] / "config").iterdir():
+        if f.suffix != ".conf":
+            shutil.copy2(f, root / "config" / f.name)
     cfg = load_config(write_local_config(root, ips=["127.0.0.1"]))
     if keep_retired:
         from mox.config.sconf import parse_duration
