@@ -98,7 +98,7 @@ def test_imaps_and_starttls_greetings(mox_serve: MoxServe) -> None:
     m = mox_serve
     ctx = ssl.create_default_context(cafile=str(m.config.parent / "localhost.crt"))
     with socket.create_connection(("127.0.0.1", m.ports.imaps), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname="localhost") as s:
-        assert s.recv(200).startswith(b"* OK [CAPABILITY IMAP4rev1 ")
+        assert s.recv(200).startswith(b"* OK [CAPABILITY IMAP4rev2 IMAP4rev1 ")
     im = imaplib.IMAP4("127.0.0.1", m.ports.imap, timeout=20)
     try:
         assert "STARTTLS" in im.capabilities

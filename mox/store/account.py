@@ -882,8 +882,17 @@ class Account:
         add_keywords: list[str] | None = None,
         remove_keywords: list[str] | None = None,
         source: object = None,
+        replace: bool = False,
+        unchanged_since: int | None = None,
+        modified: list[int] | None = None,
     ) -> list[Message]:
-        """Change flags and keywords of messages; returns the messages that changed."""
+        """Change flags and keywords of messages; returns the messages that changed.
+
+        With replace, the flags and keywords become exactly add and
+        add_keywords (IMAP STORE FLAGS). With unchanged_since (IMAP CONDSTORE
+        STORE UNCHANGEDSINCE, RFC 7162 section 3.1.3), messages whose modseq is
+        higher are left alone and their UIDs appended to modified.
+        """
         mb0 = await self.mailbox(mailbox)
         addk = {k.lower() for k in add_keywords or []}
         remk = {k.lower() for k in remove_keywords or []}
@@ -903,8 +912,15 @@ class Account:
                     if r is None:
                         continue
                     m = _message_from_row(r)
-                    nflags = (m.flags | add) & ~remove
-                    nkw = sorted((set(m.keywords) | addk) - remk)
+                    if unchanged_since is not None and m.modseq > unchanged_since:
+                        if modified is not None:
+                            modified.append(uid)
+                        continue
+                    if replace:
+                        nflags, nkw = add, sorted(addk)
+                    else:
+                        nflags = (m.flags | add) & ~remove
+                        nkw = sorted((set(m.keywords) | addk) - remk)
                     if nflags == m.flags and nkw == m.keywords:
                         continue
                     mb.counts.add(m.counts, -1)

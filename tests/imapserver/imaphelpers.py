@@ -54,10 +54,34 @@ async def connect(port: int, login: bool = True) -> Client:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     c = Client(reader, writer)
     greeting = await c.line()
-    assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ")
+    assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev2 IMAP4rev1 ")
     if login:
         r = await c.cmd(f"LOGIN mox@localhost {PASSWORD}")
         assert b" OK " in r[-1], r
     return c
 
 
+
+
+SIMPLE_MSG = (
+    b"From: Bob <bob@example.org>\r\n"
+    b"To: mox@localhost\r\n"
+    b"Subject: simple\r\n"
+    b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\n"
+    b"Message-ID: <s1@example.org>\r\n"
+    b"\r\n"
+    b"simple body\r\n"
+)
+
+
+async def append(c: Client, data: bytes, flags: str = "", mailbox: str = "INBOX") -> list[bytes]:
+    """APPEND with a non-synchronising literal; returns the response lines."""
+    c.n += 1
+    tag = b"t%d" % c.n
+    c.send(tag + b" APPEND " + mailbox.encode() + b" (" + flags.encode() + b") {%d+}\r\n" % len(data) + data + b"\r\n")
+    out = []
+    while True:
+        line = await c.line()
+        out.append(line)
+        if line.startswith(tag + b" "):
+            return out

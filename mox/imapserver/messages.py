@@ -1,0 +1,364 @@
+"""IMAP commands on messages of the selected mailbox: FETCH (BINARY, CONDSTORE MODSEQ and
+CHANGEDSINCE, QRESYNC VANISHED, PREVIEW, SAVEDATE), STORE (UNCHANGEDSINCE), COPY, MOVE,
+EXPUNGE, CLOSE/UNSELECT and REPLACE (RFC 8508)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+from mox.imapproto import parse as p
+from mox.imapproto import write as w
+from mox.imapproto.numset import NumSet
+from mox.message.envelope import Envelope
+from mox.message.part import Part
+from mox.message.preview import preview_part
+from mox.message.transfer import IDENTITY_ENCODINGS
+from mox.store.model import Flags, Message, StoreError, flag_names
+
+from .mailboxes import ensure_condstore, parse_flags
+from .session import Bad, No, Result, Session, store_name
+
+_KNOWN_CTE = IDENTITY_ENCODINGS | {"", "BASE64", "QUOTED-PRINTABLE"}
+
+FETCH_BATCH = 500
+"""Messages whose parsed parts are read from the store in one round trip."""
+
+
+async def _messages_by_uid(sess: Session) -> dict[int, Message]:
+    assert sess.mailbox is not None
+    return {m.uid: m for m in await sess.acc().messages(sess.mailbox, include_expunged=True)}
+
+
+def _flags(m: Message) -> bytes:
+    return w.flag_list(flag_names(m.flags) + m.keywords)
+
+
+async def close(sess: Session, cmd: p.Command) -> Result:
+    if cmd.name == "CLOSE" and not sess.readonly:
+        assert sess.mailbox is not None
+        # RFC 9051 section 6.4.1: expunge silently.
+        await sess.acc().expunge(sess.mailbox, list(sess.uids), source=sess)
+    sess.mailbox = None
+    sess.uids = []
+    sess.search_result = []
+    return f"{cmd.name.lower()} done", None
+
+
+async def expunge(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.Expunge) and sess.mailbox is not None
+    if sess.readonly:
+        raise No("mailbox is read-only", "READ-ONLY")
+    uids = cmd.uids.uids(sess.uids) if cmd.uids is not None else list(sess.uids)
+    # Reported with the change bus at command completion (EXPUNGE or VANISHED responses).
+    await sess.acc().expunge(sess.mailbox, uids)
+    mb = await sess.acc().mailbox(sess.mailbox)
+    return "expunge done", f"HIGHESTMODSEQ {mb.modseq}" if sess.condstore else None
+
+
+async def store(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.Store) and sess.mailbox is not None
+    if sess.readonly:
+        raise No("mailbox is read-only", "READ-ONLY")
+    targets = sess.msg_index(cmd.uid, cmd.nums)
+    flags, keywords = parse_flags(cmd.flags)
+    if cmd.unchangedsince is not None:
+        await ensure_condstore(sess)
+    acc = sess.acc()
+    uids = [u for _, u in targets]
+    modified: list[int] = []
+    kw: dict[str, object] = {"source": sess, "unchanged_since": cmd.unchangedsince, "modified": modified}
+    if cmd.mode == "+":
+        changed = await acc.set_flags(sess.mailbox, uids, add=flags, add_keywords=keywords, **kw)  # type: ignore[arg-type]
+    elif cmd.mode == "-":
+        changed = await acc.set_flags(sess.mailbox, uids, remove=flags, remove_keywords=keywords, **kw)  # type: ignore[arg-type]
+    else:
+        changed = await acc.set_flags(sess.mailbox, uids, add=flags, add_keywords=keywords, replace=True, **kw)  # type: ignore[arg-type]
+    changed_uids = {m.uid for m in changed}
+    failed = set(modified)
+    if not cmd.silent or (sess.condstore and changed):
+        msgs = await _messages_by_uid(sess) if not cmd.silent else {m.uid: m for m in changed}
+        for seq, u in targets:
+            m = msgs.get(u)
+            if m is None or m.expunged or u in failed:
+                continue
+            if cmd.silent and u not in changed_uids:
+                continue
+            r = w.FetchResponse(seq)
+            if cmd.uid:
+                r.add(b"UID", b"%d" % u)
+            if not cmd.silent:
+                r.add(b"FLAGS", _flags(m))
+            if sess.condstore:
+                # RFC 7162 section 3.1.3: MODSEQ in the FETCH after STORE, even with .SILENT when changed.
+                r.add(b"MODSEQ", b"(%d)" % m.modseq)
+            sess.sendlines(r.chunks())
+    if modified:
+        # RFC 7162 section 3.1.3: the messages that failed the UNCHANGEDSINCE test.
+        nums = sorted(modified) if cmd.uid else sorted(sess.seq_of(u) for u in modified)
+        return "conditional store did not modify all", f"MODIFIED {NumSet.from_numbers(nums)}"
+    return "store done", None
+
+
+async def copy(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.Copy) and sess.mailbox is not None
+    move = cmd.name.endswith("MOVE")
+    if move and sess.readonly:
+        raise No("mailbox is read-only", "READ-ONLY")
+    targets = sess.msg_index(cmd.uid, cmd.nums)
+    acc = sess.acc()
+    try:
+        dmb = await acc.mailbox(store_name(cmd.mailbox))
+    except StoreError:
+        raise No("no such mailbox", "TRYCREATE") from None
+    if move and dmb.name == sess.mailbox:
+        raise No("cannot move to the selected mailbox", "CANNOT")
+    pairs = await acc.copy_messages(sess.mailbox, [u for _, u in targets], dmb.name, move=move)
+    if not pairs:
+        return "done", None
+    code = w.copyuid(dmb.uidvalidity, [a for a, _ in pairs], [b for _, b in pairs])
+    if move:
+        # RFC 6851 section 4.3: COPYUID in an untagged OK before the EXPUNGEs.
+        sess.send(w.untagged(f"OK [{code}] moved"))
+        return "move done", None
+    return "copy done", code
+
+
+async def replace(sess: Session, cmd: p.Command) -> Result:
+    """RFC 8508: append a new version, then expunge the old one (only if the append worked)."""
+    assert isinstance(cmd, p.Replace) and sess.mailbox is not None
+    if sess.readonly:
+        raise No("mailbox is read-only", "READ-ONLY")
+    targets = sess.msg_index(cmd.uid, NumSet.from_numbers([cmd.num]))
+    if not targets:
+        raise No("no such message", "NONEXISTENT") if cmd.uid else Bad("no such message")
+    _, old_uid = targets[0]
+    acc = sess.acc()
+    try:
+        dmb = await acc.mailbox(store_name(cmd.mailbox))
+    except StoreError:
+        raise No("no such mailbox", "TRYCREATE") from None
+    am = cmd.message
+    if not am.data:
+        raise Bad("empty message")
+    flags, keywords = parse_flags(am.flags)
+    m = await acc.add_message(
+        dmb.name, am.data, flags=flags, keywords=keywords,
+        received=am.date_time.timestamp() if am.date_time else None, create_mailbox=False,
+    )  # fmt: skip
+    sess.send(w.untagged(f"OK [APPENDUID {dmb.uidvalidity} {m.uid}] replacement appended"))
+    await acc.set_flags(sess.mailbox, [old_uid], add=Flags.DELETED)
+    await acc.expunge(sess.mailbox, [old_uid])
+    return "replace done", None
+
+
+# FETCH.
+
+
+def _section_bytes(part: Part, raw: bytes, sec: p.Section) -> bytes:
+    found = part.section(raw, sec.part)
+    if found is None:
+        return b""
+    sp, src = found
+    if sec.text is None:
+        if not sec.part:
+            return raw
+        return sp.body_bytes(src)
+    if sec.text == "MIME":
+        return sp.header_bytes(src)
+    msgp = sp
+    if sec.part:
+        if sp.message is None:
+            return b""
+        src = sp.message_source(src)
+        msgp = sp.message
+    if sec.text == "TEXT":
+        return msgp.body_bytes(src)
+    header = msgp.header_bytes(src)
+    if sec.text == "HEADER":
+        return header
+    return _header_fields(header, sec.fields, sec.text == "HEADER.FIELDS.NOT")
+
+
+def _header_fields(header: bytes, names: list[str], exclude: bool) -> bytes:
+    wanted = {n.upper() for n in names}
+    out: list[bytes] = []
+    keep = False
+    for line in header.splitlines(keepends=True):
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out.append(line)
+            continue
+        fname = line.split(b":", 1)[0].strip().decode("ascii", "replace").upper()
+        keep = (fname in wanted) != exclude
+        if keep:
+            out.append(line)
+    return b"".join(out) + b"\r\n"
+
+
+def _section_name(sec: p.Section) -> str:
+    s = ".".join(str(n) for n in sec.part)
+    if sec.text:
+        s = f"{s}.{sec.text}" if s else sec.text
+        if sec.text.startswith("HEADER.FIELDS"):
+            s += " (" + " ".join(sec.fields) + ")"
+    return s
+
+
+def _binary_part(part: Part, raw: bytes, sec: p.Section) -> tuple[Part, bytes] | None:
+    """The part of a BINARY section (RFC 3516 section 4.1); NO [UNKNOWN-CTE] for encodings we cannot decode."""
+    found = part.section(raw, sec.part)
+    if found is None:
+        return None
+    sp, src = found
+    if sp.content_transfer_encoding.upper() not in _KNOWN_CTE:
+        raise No(f"unknown content-transfer-encoding {sp.content_transfer_encoding}", "UNKNOWN-CTE")
+    return sp, src
+
+
+def _time(t: float) -> bytes:
+    return w.date_time(datetime.datetime.fromtimestamp(t, datetime.UTC))
+
+
+_NEED_PART = {"ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE", "PREVIEW"}
+_NEED_RAW = {"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE", "PREVIEW"}
+_SIMPLE = {"UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ", "SAVEDATE"}
+
+
+async def fetch(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.Fetch) and sess.mailbox is not None
+    acc = sess.acc()
+    atts = list(cmd.atts)
+    for a in atts:
+        if a.name in ("EMAILID", "THREADID"):
+            raise Bad(f"fetch attribute {a.name} not supported")
+    if cmd.vanished and not sess.qresync:
+        raise Bad("VANISHED needs ENABLE QRESYNC")
+    if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
+        # RFC 7162 section 3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE.
+        await ensure_condstore(sess)
+    if cmd.uid and not any(a.name == "UID" for a in atts):
+        atts.insert(0, p.FetchAtt("UID"))
+    if cmd.changedsince is not None and not any(a.name == "MODSEQ" for a in atts):
+        # RFC 7162 section 3.1.4.1: CHANGEDSINCE implies MODSEQ.
+        atts.append(p.FetchAtt("MODSEQ"))
+    targets = sess.msg_index(cmd.uid, cmd.nums)
+    msgs = await _messages_by_uid(sess)
+    if cmd.vanished:
+        # RFC 7162 section 3.2.6: expunged messages in the UID set changed since the given modseq.
+        assert cmd.changedsince is not None
+        known = sorted(msgs)
+        gone = [u for u in cmd.nums.uids(known) if msgs[u].expunged and msgs[u].modseq > cmd.changedsince]
+        if gone:
+            sess.send(w.vanished(gone, earlier=True))
+    if cmd.changedsince is not None:
+        since = cmd.changedsince
+        targets = [(s, u) for s, u in targets if u in msgs and msgs[u].modseq > since]
+    sets_seen = not sess.readonly and any(
+        (a.name in ("BODY", "BINARY") and a.section is not None and not a.peek) or a.name in ("RFC822", "RFC822.TEXT") for a in atts
+    )
+    unseen: set[int] = set()
+    if sets_seen:
+        unseen = {u for _, u in targets if u in msgs and not msgs[u].flags & Flags.SEEN and not msgs[u].expunged}
+        if unseen:
+            for changed in await acc.set_flags(sess.mailbox, sorted(unseen), add=Flags.SEEN, source=sess):
+                msgs[changed.uid] = changed
+    # ENVELOPE and BODYSTRUCTURE come from the parsed-part cache, read for many messages at once;
+    # the message file is read only for body contents.
+    need_part = any(a.name in _NEED_PART for a in atts)
+    need_raw = any(a.name in _NEED_RAW or (a.name == "BODY" and a.section is not None) for a in atts)
+    parts: dict[int, Part] = {}
+    utf8 = sess.utf8
+    for i, (seq, u) in enumerate(targets):
+        m = msgs.get(u)
+        if m is None:
+            continue
+        if need_part and m.id not in parts:
+            batch = [msgs[x] for _, x in targets[i : i + FETCH_BATCH] if x in msgs]
+            parts.update(await acc.parsed_many(batch))
+        r = w.FetchResponse(seq)
+        raw: bytes | None = None
+        part: Part | None = parts.pop(m.id, None)
+        flags_sent = False
+        if need_raw:
+            try:
+                raw = await asyncio.to_thread(acc.read_message, m)
+            except OSError:
+                raise No("message was expunged", "EXPUNGEISSUED") from None
+        for a in atts:
+            n = a.name
+            if n in _SIMPLE:
+                if n == "UID":
+                    r.add(b"UID", b"%d" % u)
+                elif n == "FLAGS":
+                    r.add(b"FLAGS", _flags(m))
+                    flags_sent = True
+                elif n == "RFC822.SIZE":
+                    r.add(b"RFC822.SIZE", b"%d" % m.size)
+                elif n == "INTERNALDATE":
+                    r.add(b"INTERNALDATE", _time(m.received))
+                elif n == "MODSEQ":
+                    r.add(b"MODSEQ", b"(%d)" % m.modseq)
+                else:
+                    # RFC 8514 section 4.3: the time the message was saved in this mailbox.
+                    r.add(b"SAVEDATE", _time(m.savedate))
+                continue
+            if n == "ENVELOPE":
+                assert part is not None
+                r.add(b"ENVELOPE", w.envelope(part.envelope or Envelope(), utf8))
+            elif n == "BODYSTRUCTURE" or (n == "BODY" and a.section is None):
+                assert part is not None
+                r.add(n.encode(), w.body_structure(part, n == "BODYSTRUCTURE", utf8))
+            elif n == "RFC822":
+                assert raw is not None
+                r.add_literal(b"RFC822", raw)
+            elif n in ("RFC822.HEADER", "RFC822.TEXT"):
+                assert raw is not None and part is not None
+                r.add_literal(n.encode(), part.header_bytes(raw) if n == "RFC822.HEADER" else part.body_bytes(raw))
+            elif n == "BODY":
+                assert raw is not None and part is not None and a.section is not None
+                data = _section_bytes(part, raw, a.section)
+                label = f"BODY[{_section_name(a.section)}]"
+                if a.partial is not None:
+                    off, cnt = a.partial
+                    data = data[off : off + cnt]
+                    label += f"<{off}>"
+                r.add_literal(label.encode(), data)
+            elif n == "BINARY":
+                assert raw is not None and part is not None and a.section is not None
+                label = "BINARY[" + ".".join(str(x) for x in a.section.part) + "]"
+                if not a.section.part:
+                    data = raw
+                else:
+                    found = _binary_part(part, raw, a.section)
+                    data = found[0].decoded_body(found[1], text_crlf=True) if found is not None else b""
+                if a.partial is not None:
+                    off, cnt = a.partial
+                    data = data[off : off + cnt]
+                    label += f"<{off}>"
+                r.add_literal(label.encode(), data, binary=b"\0" in data)
+            elif n == "BINARY.SIZE":
+                assert raw is not None and part is not None and a.section is not None
+                label = "BINARY.SIZE[" + ".".join(str(x) for x in a.section.part) + "]"
+                if not a.section.part:
+                    size = len(raw)
+                else:
+                    found = _binary_part(part, raw, a.section)
+                    size = found[0].decoded_size(found[1], text_crlf=True) if found is not None else 0
+                r.add(label.encode(), b"%d" % size)
+            elif n == "PREVIEW":
+                # RFC 8970 section 3: at most 256 characters, NIL if none can be made.
+                assert raw is not None and part is not None
+                text = " ".join(preview_part(part, raw).split())[:256]
+                r.add(b"PREVIEW", w.nstring(text or None, utf8) if utf8 or text.isascii() else w.literal(text))
+            else:
+                raise Bad(f"unsupported fetch attribute {n}")
+        if u in unseen and not flags_sent:
+            r.add(b"FLAGS", _flags(m))
+            if sess.condstore and not any(a.name == "MODSEQ" for a in atts):
+                r.add(b"MODSEQ", b"(%d)" % m.modseq)
+        sess.sendlines(r.chunks())
+        await sess.drain()
+    return "fetch done", None

@@ -1,0 +1,230 @@
+"""SEARCH and UID SEARCH (RFC 9051 section 6.4.4) with ESEARCH RETURN options (RFC 4731),
+SEARCHRES "$" and SAVE (RFC 5182), MODSEQ (RFC 7162 section 3.1.5), SAVEDATE keys
+(RFC 8514), OLDER/YOUNGER (WITHIN, RFC 5032).
+
+Flag, size, UID and date keys are evaluated on the message rows; the message
+file and its parsed parts are read only for header and text keys, one
+message at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from dataclasses import dataclass
+
+from mox.imapproto import parse as p
+from mox.imapproto import write as w
+from mox.message.encodedword import decode_words
+from mox.message.envelope import parse_date
+from mox.message.headers import unfold
+from mox.message.part import Part
+from mox.store.model import Flags, Message, parse_flag_names
+
+from .mailboxes import ensure_condstore
+from .session import Bad, No, Result, Session
+
+_FLAG_KEYS = {
+    "SEEN": (Flags.SEEN, True), "UNSEEN": (Flags.SEEN, False), "DELETED": (Flags.DELETED, True),
+    "UNDELETED": (Flags.DELETED, False), "FLAGGED": (Flags.FLAGGED, True), "UNFLAGGED": (Flags.FLAGGED, False),
+    "ANSWERED": (Flags.ANSWERED, True), "UNANSWERED": (Flags.ANSWERED, False), "DRAFT": (Flags.DRAFT, True),
+    "UNDRAFT": (Flags.DRAFT, False),
+}  # fmt: skip
+_HEADER_KEYS = {"SUBJECT", "FROM", "TO", "CC", "BCC", "HEADER"}
+_SENT_KEYS = {"SENTBEFORE", "SENTON", "SENTSINCE"}
+_SAVED_KEYS = {"SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"}
+_SIMPLE = {
+    "ALL", "KEYWORD", "UNKEYWORD", "UID", "SEQ", "LARGER", "SMALLER", "BODY", "TEXT", "NEW", "OLD", "RECENT",
+    "BEFORE", "ON", "SINCE", "MODSEQ", "OLDER", "YOUNGER", "SAVEDATESUPPORTED",
+}  # fmt: skip
+_REV1_ONLY = {"NEW", "OLD", "RECENT"}
+
+
+def _date_matches(op: str, day: datetime.date, want: datetime.date) -> bool:
+    # RFC 9051 section 6.4.4: dates compare without time and timezone.
+    if op.endswith("BEFORE"):
+        return day < want
+    if op.endswith("ON"):
+        return day == want
+    return day >= want
+
+
+@dataclass
+class _Candidate:
+    seq: int
+    msg: Message
+    part: Part | None = None
+    raw: bytes | None = None
+
+
+def check_key(sess: Session, k: p.SearchKey) -> None:
+    """BAD for keys we do not evaluate, before any message is looked at."""
+    if k.op in ("AND", "OR", "NOT"):
+        for c in k.keys:
+            check_key(sess, c)
+    elif k.op in _REV1_ONLY and sess.rev2:
+        # RFC 9051 appendix E: \Recent and its search keys are gone in IMAP4rev2.
+        raise Bad(f"search key {k.op} not in IMAP4rev2")
+    elif k.op == "SEQ" and "UIDONLY" in sess.enabled and not (k.nums and k.nums.search_result):
+        raise Bad("sequence numbers not allowed with UIDONLY", "UIDREQUIRED")
+    elif k.op not in _FLAG_KEYS and k.op not in _HEADER_KEYS and k.op not in _SIMPLE and k.op not in _SENT_KEYS | _SAVED_KEYS:
+        raise Bad(f"search key {k.op} not supported")
+
+
+def _uses_modseq(k: p.SearchKey) -> bool:
+    return k.op == "MODSEQ" or any(_uses_modseq(c) for c in k.keys)
+
+
+class _Matcher:
+    def __init__(self, sess: Session) -> None:
+        self.sess = sess
+        self.now = time.time()
+        self.saved = set(sess.search_result)
+        self.max_uid = sess.uids[-1] if sess.uids else 0
+
+    async def matches(self, c: _Candidate, k: p.SearchKey) -> bool:
+        op = k.op
+        m = c.msg
+        if op == "AND":
+            for sub in k.keys:
+                if not await self.matches(c, sub):
+                    return False
+            return True
+        if op == "OR":
+            return await self.matches(c, k.keys[0]) or await self.matches(c, k.keys[1])
+        if op == "NOT":
+            return not await self.matches(c, k.keys[0])
+        if op in ("ALL", "OLD", "SAVEDATESUPPORTED"):
+            return True
+        if op in ("NEW", "RECENT"):
+            return False
+        if op in _FLAG_KEYS:
+            f, want = _FLAG_KEYS[op]
+            return bool(m.flags & f) == want
+        if op in ("KEYWORD", "UNKEYWORD"):
+            fl, kws = parse_flag_names([k.text or ""])
+            has = bool(m.flags & fl) if fl else bool(kws) and kws[0] in m.keywords
+            return has == (op == "KEYWORD")
+        if op in ("UID", "SEQ"):
+            assert k.nums is not None
+            if k.nums.search_result:
+                return m.uid in self.saved
+            if op == "UID":
+                return k.nums.contains(m.uid, self.max_uid)
+            return k.nums.contains(c.seq, len(self.sess.uids))
+        if op == "LARGER":
+            return m.size > (k.number or 0)
+        if op == "SMALLER":
+            return m.size < (k.number or 0)
+        if op == "MODSEQ":
+            return m.modseq >= (k.number or 0)
+        if op == "OLDER":
+            # RFC 5032 section 3: internal date at least n seconds ago.
+            return m.received <= self.now - (k.number or 0)
+        if op == "YOUNGER":
+            return m.received >= self.now - (k.number or 0)
+        if op in ("BEFORE", "ON", "SINCE"):
+            assert k.date is not None
+            # The internal date as a day in UTC.
+            return _date_matches(op, datetime.datetime.fromtimestamp(m.received, datetime.UTC).date(), k.date)
+        if op in _SAVED_KEYS:
+            assert k.date is not None
+            return _date_matches(op, datetime.datetime.fromtimestamp(m.savedate, datetime.UTC).date(), k.date)
+        acc = self.sess.acc()
+        if c.part is None:
+            try:
+                c.raw = await asyncio.to_thread(acc.read_message, m)
+            except OSError:
+                return False
+            c.part = await acc.parsed(m)
+        assert c.raw is not None
+        if op in _SENT_KEYS:
+            assert k.date is not None
+            sent = parse_date(c.part.envelope.date) if c.part.envelope and c.part.envelope.date else None
+            # The Date header's own day, in the zone it was written in.
+            return sent is not None and _date_matches(op, sent.date(), k.date)
+        needle = (k.text or "").lower()
+        if op in _HEADER_KEYS:
+            fname = k.field if op == "HEADER" else op
+            values = [_header_text(v) for n, v in c.part.headers(c.raw) if n.upper() == (fname or "").upper()]
+            return any(needle in v.lower() for v in values) if values or needle else False
+        if op == "BODY" or op == "TEXT":
+            if op == "TEXT":
+                for _n, v in c.part.headers(c.raw):
+                    if needle in _header_text(v).lower():
+                        return True
+            for sp in c.part.walk():
+                if not sp.is_multipart and sp.media_type == "TEXT" and needle in sp.text(c.raw).lower():
+                    return True
+            return False
+        raise Bad(f"search key {op} not supported")
+
+
+def _header_text(value: bytes) -> str:
+    """A header value unfolded with RFC 2047 encoded-words decoded, for substring search."""
+    return decode_words(unfold(value))
+
+
+async def run_search(sess: Session, key: p.SearchKey) -> list[tuple[int, Message]]:
+    """Messages of the session's view that match key, as (sequence number, message), in order."""
+    assert sess.mailbox is not None
+    check_key(sess, key)
+    if _uses_modseq(key):
+        await ensure_condstore(sess)
+    msgs = {m.uid: m for m in await sess.acc().messages(sess.mailbox, include_expunged=True)}
+    matcher = _Matcher(sess)
+    out: list[tuple[int, Message]] = []
+    for i, u in enumerate(sess.uids):
+        m = msgs.get(u)
+        if m is None:
+            continue
+        if await matcher.matches(_Candidate(i + 1, m), key):
+            out.append((i + 1, m))
+    return out
+
+
+def check_charset(charset: str | None) -> None:
+    if charset is not None and charset.upper() not in ("US-ASCII", "UTF-8"):
+        raise No("only US-ASCII and UTF-8 supported", "BADCHARSET (US-ASCII UTF-8)")
+
+
+async def search(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.Search)
+    opts = cmd.return_options
+    save = opts is not None and "SAVE" in opts
+    try:
+        check_charset(cmd.charset)
+        found = await run_search(sess, cmd.key)
+    except (Bad, No):
+        if save:
+            # RFC 5182 section 2.1: a failed SEARCH with SAVE leaves an empty result.
+            sess.search_result = []
+        raise
+    nums = [m.uid if cmd.uid else seq for seq, m in found]
+    modseq = max((m.modseq for _, m in found), default=None) if _uses_modseq(cmd.key) else None
+    if save:
+        uids = [m.uid for _, m in found]
+        if opts and {"MIN", "MAX"} & set(opts) and not {"ALL", "COUNT"} & set(opts) and uids:
+            # RFC 5182 section 2.4: with MIN and/or MAX only, only those are saved.
+            uids = sorted({uids[0] if "MIN" in opts else uids[-1], uids[-1] if "MAX" in opts else uids[0]})
+        sess.search_result = uids
+    if opts is None and not sess.rev2:
+        sess.send(w.search(nums, modseq))
+        return "search done", None
+    # ESEARCH response (RFC 4731 section 3.1; RFC 9051 section 6.4.4 always for IMAP4rev2).
+    want = set(opts or []) - {"SAVE"}
+    if opts is None or (not want and not save):
+        want = {"ALL"}  # RFC 4731 section 3.1: RETURN () means ALL.
+    if want:
+        sess.send(
+            w.esearch(
+                cmd.tag, cmd.uid,
+                min=nums[0] if "MIN" in want and nums else None,
+                max=nums[-1] if "MAX" in want and nums else None,
+                all=nums if "ALL" in want else None,
+                count=len(nums) if "COUNT" in want else None,
+                modseq=modseq if nums else None,
+            )
+        )  # fmt: skip
+    return "search done", None

@@ -1,0 +1,160 @@
+"""ESEARCH and SEARCHRES, LIST-EXTENDED/LIST-STATUS/SPECIAL-USE/CREATE-SPECIAL-USE, STATUS=SIZE,
+NAMESPACE, ID, APPENDLIMIT, MULTIAPPEND, BINARY, SAVEDATE, WITHIN, PREVIEW, REPLACE."""
+
+from __future__ import annotations
+
+import base64
+
+from imaphelpers import SIMPLE_MSG, Client, append
+
+B64_MSG = (
+    b"From: a@example.org\r\n"
+    b"Subject: b64\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="x"\r\n'
+    b"\r\n"
+    b"--x\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n" + base64.b64encode("héllo wörld\n".encode()) + b"\r\n"
+    b"--x\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: x-unknown\r\n"
+    b"\r\n"
+    b"zzz\r\n"
+    b"--x--\r\n"
+)
+
+
+async def test_esearch_and_searchres(client: Client) -> None:
+    for _ in range(5):
+        await append(client, SIMPLE_MSG)
+    await client.cmd("SELECT INBOX")
+    await client.cmd("STORE 2,4 +FLAGS (\\Flagged)")
+    r = await client.cmd("SEARCH RETURN (MIN MAX COUNT ALL) FLAGGED")
+    assert r[0] == b'* ESEARCH (TAG "t9") MIN 2 MAX 4 ALL 2,4 COUNT 2\r\n'
+    r = await client.cmd("UID SEARCH RETURN () 1:3")
+    assert r[0] == b'* ESEARCH (TAG "t10") UID ALL 1:3\r\n'
+    r = await client.cmd("SEARCH RETURN (COUNT) DELETED")
+    assert r[0] == b'* ESEARCH (TAG "t11") COUNT 0\r\n'
+    r = await client.cmd("SEARCH RETURN (SAVE) FLAGGED")
+    assert r == [b"t12 OK search done\r\n"]
+    r = await client.cmd("FETCH $ (UID)")
+    assert r[:-1] == [b"* 2 FETCH (UID 2)\r\n", b"* 4 FETCH (UID 4)\r\n"]
+    r = await client.cmd("UID SEARCH UID $ 3:*")
+    assert r[0] == b"* SEARCH 4\r\n"
+    r = await client.cmd("SEARCH RETURN (SAVE MIN) ALL")
+    assert r[0] == b'* ESEARCH (TAG "t15") MIN 1\r\n'
+    r = await client.cmd("UID FETCH $ UID")
+    assert r[:-1] == [b"* 1 FETCH (UID 1)\r\n"]
+    r = await client.cmd("SEARCH RETURN (BOGUS) ALL")
+    assert b" BAD " in r[-1]
+    # A failed SEARCH with SAVE empties the saved result.
+    r = await client.cmd("SEARCH RETURN (SAVE) CHARSET KOI8-R ALL")
+    assert b" NO " in r[-1]
+    r = await client.cmd("UID FETCH $ UID")
+    assert r == [b"t19 OK fetch done\r\n"]
+
+
+async def test_list_extended_status_special_use(client: Client) -> None:
+    r = await client.cmd("CREATE Arch (USE (\\Archive))")
+    assert b" OK " in r[-1]
+    r = await client.cmd("CREATE X (USE (\\All))")
+    assert b"NO [USEATTR]" in r[-1]
+    await client.cmd("CREATE a/b")
+    await client.cmd("UNSUBSCRIBE a")
+    await client.cmd("SUBSCRIBE gone")
+    r = await client.cmd('LIST (SPECIAL-USE) "" "*"')
+    assert b'* LIST (\\HasNoChildren \\Archive) "/" Arch\r\n' in r
+    assert not any(b"INBOX" in x for x in r)
+    r = await client.cmd('LIST (SUBSCRIBED) "" "*"')
+    assert b'* LIST (\\NonExistent \\Subscribed) "/" gone\r\n' in r
+    assert b'* LIST (\\HasNoChildren \\Subscribed) "/" a/b\r\n' in r
+    assert not any(x.endswith(b' "/" a\r\n') for x in r)
+    r = await client.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    assert any(x.endswith(b'"/" a ("CHILDINFO" ("SUBSCRIBED"))\r\n') and b"Subscribed" not in x for x in r)
+    r = await client.cmd('LIST (RECURSIVEMATCH) "" "%"')
+    assert b" BAD " in r[-1]
+    await append(client, SIMPLE_MSG, "\\Deleted")
+    r = await client.cmd('LIST "" (INBOX a) RETURN (SUBSCRIBED CHILDREN STATUS (MESSAGES SIZE DELETED UNSEEN))')
+    assert r[0] == b'* LIST (\\HasNoChildren \\Subscribed) "/" INBOX\r\n'
+    assert r[1] == b"* STATUS INBOX (MESSAGES 1 SIZE %d DELETED 1 UNSEEN 1)\r\n" % len(SIMPLE_MSG)
+    assert r[2] == b'* LIST (\\HasChildren) "/" a\r\n'
+    r = await client.cmd("STATUS INBOX (SIZE APPENDLIMIT UIDNEXT)")
+    assert r[0].startswith(b"* STATUS INBOX (SIZE %d APPENDLIMIT " % len(SIMPLE_MSG)) and r[0].endswith(b" UIDNEXT 2)\r\n")
+    r = await client.cmd("STATUS INBOX (MAILBOXID)")
+    assert b" BAD " in r[-1]
+    r = await client.cmd("LSUB \"\" *")
+    assert b'* LSUB (\\Noselect) "/" gone\r\n' in r
+
+
+async def test_namespace_id_and_appendlimit(client: Client) -> None:
+    r = await client.cmd("NAMESPACE")
+    assert r[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    r = await client.cmd('ID ("name" "test" "version" NIL)')
+    assert r[0] == b'* ID ("name" "mox")\r\n'
+    r = await client.cmd("ID NIL")
+    assert r[0] == b'* ID ("name" "mox")\r\n'
+    r = await client.cmd("CAPABILITY")
+    assert b" APPENDLIMIT=" in r[0]
+    # A message above APPENDLIMIT is refused before its literal is sent.
+    r = await client.cmd("APPEND INBOX {999999999999}")
+    assert b"BAD [TOOBIG]" in r[-1]
+
+
+async def test_multiappend_is_atomic(client: Client) -> None:
+    lit = b"{%d+}\r\n" % len(SIMPLE_MSG) + SIMPLE_MSG
+    r = await client.cmd(b"APPEND INBOX (\\Seen) " + lit + b" " + lit + b" (kw) " + lit)
+    assert r[-1].endswith(b"OK [APPENDUID " + r[-1].split(b"APPENDUID ")[1].split(b" ")[0] + b" 1:3] append done\r\n")
+    # A bad flag in the last message: nothing is added.
+    r = await client.cmd(b"APPEND INBOX " + lit + b" (\\Recent) " + lit)
+    assert b" BAD " in r[-1]
+    r = await client.cmd("STATUS INBOX (MESSAGES)")
+    assert r[0] == b"* STATUS INBOX (MESSAGES 3)\r\n"
+    r = await client.cmd(b"APPEND Nonexistent " + lit + b" " + lit)
+    assert b"NO [TRYCREATE]" in r[-1]
+
+
+async def test_binary_savedate_within_preview(client: Client) -> None:
+    await append(client, B64_MSG)
+    await client.cmd("SELECT INBOX")
+    r = await client.cmd("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+    body = "héllo wörld\r\n".encode()
+    assert r[0] == b"* 1 FETCH (BINARY[1] {%d}\r\n%s BINARY.SIZE[1] %d)\r\n" % (len(body), body, len(body))
+    r = await client.cmd("FETCH 1 (BINARY.PEEK[1]<1.4>)")
+    assert r[0] == b"* 1 FETCH (BINARY[1]<1> {4}\r\n" + body[1:5] + b")\r\n"
+    r = await client.cmd("FETCH 1 BINARY.PEEK[2]")
+    assert b"NO [UNKNOWN-CTE]" in r[-1]
+    r = await client.cmd("FETCH 1 (FLAGS)")
+    assert b"\\Seen" not in r[0]
+    r = await client.cmd("FETCH 1 (BINARY[1])")
+    assert b"FLAGS (\\Seen)" in r[0]
+    r = await client.cmd("FETCH 1 (SAVEDATE PREVIEW)")
+    assert b"SAVEDATE \"" in r[0] and "PREVIEW {13}\r\nhéllo wörld)".encode() in r[0]
+    for key, hit in [("YOUNGER 3600", True), ("OLDER 3600", False), ("SAVEDON 1-Jan-2000", False), ("SAVEDATESUPPORTED", True)]:
+        r = await client.cmd(f"SEARCH {key}")
+        assert r[0] == (b"* SEARCH 1\r\n" if hit else b"* SEARCH\r\n"), key
+    r = await client.cmd("SEARCH YOUNGER 0")
+    assert b" BAD " in r[-1]
+    # Appending binary content with literal8.
+    data = b"Subject: bin\r\n\r\nnul\0byte\r\n"
+    r = await client.cmd(b"APPEND INBOX ~{%d+}\r\n" % len(data) + data)
+    assert b" OK " in r[-1]
+
+
+async def test_replace(client: Client) -> None:
+    await append(client, SIMPLE_MSG)
+    await append(client, SIMPLE_MSG)
+    await client.cmd("SELECT INBOX")
+    new = SIMPLE_MSG.replace(b"simple body", b"edited body")
+    r = await client.cmd(b"REPLACE 1 INBOX (\\Draft) {%d+}\r\n" % len(new) + new)
+    assert r[0].startswith(b"* OK [APPENDUID ") and r[0].endswith(b" 3] replacement appended\r\n")
+    assert b"* 1 EXPUNGE\r\n" in r and b"* 2 EXISTS\r\n" in r and b" OK " in r[-1]
+    r = await client.cmd("UID FETCH 3 (FLAGS BODY.PEEK[TEXT])")
+    assert b"FLAGS (\\Draft)" in r[0] and b"edited body" in r[0]
+    r = await client.cmd(b"UID REPLACE 99 INBOX {%d+}\r\n" % len(new) + new)
+    assert b" NO " in r[-1]
+    r = await client.cmd(b"REPLACE 1 Nonexistent {%d+}\r\n" % len(new) + new)
+    assert b"NO [TRYCREATE]" in r[-1]
+    r = await client.cmd("STATUS INBOX (MESSAGES)")
+    assert r[0] == b"* STATUS INBOX (MESSAGES 2)\r\n"
