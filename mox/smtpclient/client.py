@@ -509,10 +509,19 @@ class Client:
                 challenge = base64.b64decode(reply.lines[0].strip(), validate=True)
                 response = mech.respond(challenge)
             except (ValueError, SaslClientError) as e:
-                # RFC 4954 section 4: "*" cancels; the server answers 501.
+                # RFC 4954 section 4: "*" cancels; the server answers 501, or with the
+                # failure it found (SCRAM "e=invalid-proof" is followed by 535).
+                final = reply
                 with contextlib.suppress(SMTPClientError):
-                    await self._command("auth", b"*\r\n")
-                raise AuthError(f"auth {name}: {e}", command="auth", reply=reply) from None
+                    final = await self._command("auth", b"*\r\n")
+                raise AuthError(
+                    f"auth {name}: {e}",
+                    permanent=final.permanent,
+                    code=final.code,
+                    enhanced=final.enhanced,
+                    command="auth",
+                    reply=final,
+                ) from None
             reply = await self._command("auth", base64.b64encode(response) + b"\r\n", level=level)
 
     # --- Delivery.
