@@ -34,7 +34,7 @@ from mox.queue.model import (
     Suppressed,
     Suppression,
 )
-from mox.queue.queue import Queue, current, open_queue
+from mox.queue.queue import Queue, current, open_queue, server_deliverer
 
 __all__ = [
     "DSNOptions",
@@ -57,4 +57,5 @@ __all__ = [
     "Suppression",
     "current",
     "open_queue",
+    "server_deliverer",
 ]

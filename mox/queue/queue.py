@@ -725,6 +725,21 @@ def _wants_dsn(m: QueuedMsg, action: dsn.Action) -> bool:
     return m.notify_allows(notify)
 
 
+def server_deliverer(config: Callable[[], Config]) -> Deliverer | None:
+    """The deliverer ``mox serve`` uses: ``mox.queue.remote.make_deliverer(config)`` when the remote
+    delivery module provides it; None (no delivery loop, messages wait in the queue) until then."""
+    try:
+        from mox.queue import remote
+    except ImportError:
+        remote = None  # type: ignore[assignment]
+    make = getattr(remote, "make_deliverer", None)
+    if make is None:
+        log.info("outgoing delivery not implemented yet, queued messages wait for it")
+        return None
+    deliverer: Deliverer = make(config)
+    return deliverer
+
+
 _current: Queue | None = None
 
 

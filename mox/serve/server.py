@@ -31,6 +31,7 @@ from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
 from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
 from mox.dns import Resolver, StubResolver, set_default_resolver
+from mox.queue import Queue, open_queue, server_deliverer
 from mox.serve import ctlregistry, services
 from mox.serve.features import not_implemented_features
 from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpoints, tls_context
@@ -84,6 +85,7 @@ class Server:
         self._watch_task: asyncio.Task[None] | None = None
         self._dyn_signature = self._domains_signature()
         self.pid_path = cfg.data_dir / "mox.pid"
+        self.queue: Queue | None = None
 
     # Start-up
 
@@ -113,10 +115,14 @@ class Server:
         # The ctl socket first: it detects another running instance before we touch its ports.
         await ctl.start()
         self._ctl = ctl
+        # The outgoing queue, before the listeners: submissions go into it.
+        self.queue = await open_queue(data_dir, lambda: self.cfg)
+        self.queue.start(server_deliverer(lambda: self.cfg))
         try:
             await self._open_listeners()
         except BaseException:
             await self._close_listeners()
+            await self.queue.close()
             await ctl.close()
             self._ctl = None
             raise
@@ -317,6 +323,9 @@ class Server:
             with contextlib.suppress(Exception):
                 await web_server.shutdown(timeout=SHUTDOWN_GRACE)
         await self._close_listeners()
+        if self.queue is not None:
+            # Deliveries in flight get a grace period; DSNs they produce go into accounts closed below.
+            await self.queue.close()
         # Pending deliveries commit, then every account database closes.
         from mox.smtpserver import server as smtpserver
         from mox.store import close_all_accounts
