@@ -210,7 +210,8 @@ class Session:
             return [(bisect.bisect_left(self.uids, u) + 1, u) for u in nums.uids(self.uids)]
         if "UIDONLY" in self.enabled:
             raise Bad("sequence numbers not allowed with UIDONLY", "UIDREQUIRED")
-        if nums.max_seq(len(self.uids)) > len(self.uids):
+        if not self.uids or nums.max_seq(len(self.uids)) > len(self.uids):
+            # Also "*" in an empty mailbox (RFC 9051 section 9, seq-number).
             # RFC 9051 section 9 (seq-number): a number above the count is invalid.
             raise Bad(f"message sequence number out of range, mailbox has {len(self.uids)} messages")
         return [(s, self.uids[s - 1]) for s in nums.seqs(len(self.uids))]
