@@ -83,6 +83,7 @@ class Manager:
         *,
         host_keys: list[certs.PrivateKey] | None = None,
         ca_bundle: str | None = None,
+        eab_key_file: Path | None = None,
         challenge_types: tuple[str, ...] = ("tls-alpn-01", "http-01"),
         minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
@@ -92,6 +93,7 @@ class Manager:
         self.acme_dir = acme_dir
         self.cache_dir = acme_dir / "keycerts" / name
         self.ca_bundle = ca_bundle
+        self.eab_key_file = eab_key_file
         self.challenge_types = challenge_types
         self.minimum_version = minimum_version
         self.now = now
@@ -278,19 +280,17 @@ class Manager:
         return acme
 
     def _eab(self, directory: Any, jwk: Any) -> Any:
-        import base64
-
+        """External account binding (RFC 8555 section 7.3.4) with the configured key ID and key file."""
         from acme import messages
-
-        from mox.config.load import config_dir_path
 
         eab_conf = self.conf.ExternalAccountBinding
         assert eab_conf is not None
-        key_file = Path(eab_conf.KeyFile)
-        raw = key_file.read_text().strip() if key_file.is_absolute() else config_dir_path(self.acme_dir, eab_conf.KeyFile).read_text().strip()
-        hmac_key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        if self.eab_key_file is None:
+            raise ACMEError("external account binding configured without a key file")
+        # The file holds the base64url-encoded MAC key, as the provider hands it out.
+        hmac_key = self.eab_key_file.read_text().strip()
         return messages.ExternalAccountBinding.from_data(
-            account_public_key=jwk.public_key(), kid=eab_conf.KeyID, hmac_key=base64.urlsafe_b64encode(hmac_key).decode(), directory=directory
+            account_public_key=jwk.public_key(), kid=eab_conf.KeyID, hmac_key=hmac_key, directory=directory
         )
 
     def _host_key(self, host: str, kind: str) -> certs.PrivateKey:

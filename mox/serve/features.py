@@ -16,17 +16,14 @@ def not_implemented_features(cfg: Config) -> list[str]:
     for name, lst in sorted(s.Listeners.items()):
         web = [
             svc
-            for svc in (*WEB_SERVICES, "MetricsHTTP", "PprofHTTP", "AutoconfigHTTPS", "MTASTSHTTPS", "WebserverHTTP", "WebserverHTTPS")
+            for svc in (*WEB_SERVICES, "MetricsHTTP", "PprofHTTP", "WebserverHTTP", "WebserverHTTPS")
             if getattr(lst, svc).Enabled
         ]
         if web:
             out.append(f"Listeners.{name}: {', '.join(web)} (ports are opened and answer 503)")
-        if lst.TLS is not None and lst.TLS.ACME:
-            out.append(f"Listeners.{name}.TLS.ACME (automatic TLS)")
         if lst.SMTP.DNSBLs:
             out.append(f"Listeners.{name}.SMTP.DNSBLs")
     checks = [
-        (bool(s.ACME), "ACME"),
         (s.CheckUpdates, "CheckUpdates"),
         (bool(s.HostTLSRPT.Account), "HostTLSRPT"),
         (bool(s.Transports), "Transports"),
@@ -37,7 +34,6 @@ def not_implemented_features(cfg: Config) -> list[str]:
         (bool(d.WebDomainRedirects), "WebDomainRedirects"),
         (bool(d.MonitorDNSBLs), "MonitorDNSBLs"),
         (any(dom.DKIM.Sign for dom in d.Domains.values()), "Domains.*.DKIM (signing)"),
-        (any(dom.MTASTS for dom in d.Domains.values()), "Domains.*.MTASTS"),
         (any(dom.DMARC or dom.TLSRPT for dom in d.Domains.values()), "Domains.*.DMARC/TLSRPT (incoming reports)"),
         (any(a.JunkFilter for a in d.Accounts.values()), "Accounts.*.JunkFilter"),
         (any(a.OutgoingWebhook or a.IncomingWebhook for a in d.Accounts.values()), "Accounts.*.Webhooks"),

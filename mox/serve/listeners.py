@@ -101,6 +101,13 @@ def plan_endpoints(cfg: Config) -> list[Endpoint]:
             http.setdefault((lst.WebserverHTTP.Port or 80, False), []).append("WebserverHTTP")
         if lst.WebserverHTTPS.Enabled:
             http.setdefault((lst.WebserverHTTPS.Port or 443, True), []).append("WebserverHTTPS")
+        # As upstream: a listener getting certificates through ACME with TLS mail services also
+        # answers tls-alpn-01 validations (RFC 8737) on the ACME port, 443 by default.
+        if lst.TLS is not None and lst.TLS.ACME and lst.TLS.ACME in cfg.static.ACME:
+            mail_tls = (lst.SMTP.Enabled and not lst.SMTP.NoSTARTTLS) or lst.Submissions.Enabled or lst.IMAPS.Enabled
+            acme_port = cfg.static.ACME[lst.TLS.ACME].Port or 443
+            if mail_tls and (acme_port, True) not in http:
+                http[(acme_port, True)] = ["acme-tls-alpn-01"]
         for (port, tls), services in sorted(http.items()):
             for ip in ips:
                 out.append(Endpoint(name, "HTTP", ip, port, tls, services))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mox import mlog
+from mox.autotls.setup import AutoTLS
 from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
 from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
@@ -86,6 +87,8 @@ class Server:
         self._dyn_signature = self._domains_signature()
         self.pid_path = cfg.data_dir / "mox.pid"
         self.queue: Queue | None = None
+        # Automatic TLS (mox.autotls), when mox.conf has ACME providers; used by listeners and mox.http.
+        self.autotls: AutoTLS | None = None
 
     # Start-up
 
@@ -119,6 +122,8 @@ class Server:
         self.queue = await open_queue(data_dir, lambda: self.cfg)
         self.queue.start(server_deliverer(lambda: self.cfg))
         try:
+            if self.cfg.static.ACME:
+                self.autotls = AutoTLS(self.cfg)
             await self._open_listeners()
         except BaseException:
             await self._close_listeners()
@@ -130,13 +135,20 @@ class Server:
         for feature in not_implemented_features(self.cfg):
             log.info("configured feature not implemented yet, ignored", feature=feature)
         self._watch_task = asyncio.create_task(self._watch_domains())
+        if self.autotls is not None:
+            # Certificates are requested in the background; connections never wait for the CA.
+            self.autotls.start()
         log.print("mox started", version=_version(), pid=os.getpid(), listeners=len(self._servers) + len(self._http))
 
     async def _open_listeners(self) -> None:
         contexts: dict[str, ssl.SSLContext | None] = {}
         for ep in plan_endpoints(self.cfg):
             if ep.listener not in contexts:
-                contexts[ep.listener] = tls_context(self.cfg, ep.listener)
+                acme = self.cfg.static.Listeners[ep.listener].TLS
+                if self.autotls is not None and acme is not None and acme.ACME:
+                    contexts[ep.listener] = self.autotls.server_context(acme.ACME)
+                else:
+                    contexts[ep.listener] = tls_context(self.cfg, ep.listener)
             ctx = contexts[ep.listener]
             if ep.tls and ctx is None:
                 # Only possible with ACME-only TLS, which comes with automatic TLS.
@@ -211,6 +223,8 @@ class Server:
                 log.error("domains.conf changed but is invalid, keeping previous config", err=str(err))
             return False
         self.cfg = new
+        if self.autotls is not None:
+            self.autotls.update_hosts(new)
         log.info("domains.conf reloaded", domains=len(new.dynamic.Domains), accounts=len(new.dynamic.Accounts))
         return True
 
@@ -326,6 +340,8 @@ class Server:
         if self.queue is not None:
             # Deliveries in flight get a grace period; DSNs they produce go into accounts closed below.
             await self.queue.close()
+        if self.autotls is not None:
+            await self.autotls.close()
         # Pending deliveries commit, then every account database closes.
         from mox.smtpserver import server as smtpserver
         from mox.store import close_all_accounts
