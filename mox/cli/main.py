@@ -188,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queue_commands,
         report_commands,
         sendmail,
+        smtpclient_commands,
         store_commands,
     )
 

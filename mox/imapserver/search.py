@@ -13,11 +13,13 @@ import asyncio
 import datetime
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from mox.imapproto import parse as p
+from mox.imapproto import sortthread as st
 from mox.imapproto import write as w
 from mox.message.encodedword import decode_words
-from mox.message.envelope import parse_date
+from mox.message.envelope import Envelope, parse_date
 from mox.message.headers import unfold
 from mox.message.part import Part
 from mox.store.model import Flags, Message, parse_flag_names
@@ -228,3 +230,66 @@ async def search(sess: Session, cmd: p.Command) -> Result:
             )
         )  # fmt: skip
     return "search done", None
+
+
+# SORT and THREAD (RFC 5256), with the algorithms of mox.imapproto.sortthread.
+
+
+def _read_header(path: Path, size: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)
+
+
+async def _sort_messages(sess: Session, found: list[tuple[int, Message]], references: bool) -> list[st.SortMessage]:
+    """SortMessage of each found message, from the parsed-part cache (and the header
+    section of the message file for the References field, for THREAD=REFERENCES)."""
+    acc = sess.acc()
+    out: list[st.SortMessage] = []
+    for i in range(0, len(found), SORT_BATCH):
+        chunk = found[i : i + SORT_BATCH]
+        parts = await acc.parsed_many([m for _, m in chunk])
+        for seq, m in chunk:
+            part = parts[m.id]
+            refs: list[str] = []
+            if references:
+                try:
+                    header = await asyncio.to_thread(_read_header, acc.message_path(m.id), part.body_offset)
+                except OSError:
+                    continue  # Expunged meanwhile.
+                refs = [unfold(v) for n, v in part.headers(header) if n.upper() == "REFERENCES"]
+            received = datetime.datetime.fromtimestamp(m.received, datetime.UTC)
+            out.append(st.SortMessage.from_envelope(seq, m.uid, received, m.size, part.envelope or Envelope(), refs))
+    return out
+
+
+SORT_BATCH = 500
+
+
+async def sort(sess: Session, cmd: p.Command) -> Result:
+    """SORT / UID SORT (RFC 5256 section 3, RFC 5957 DISPLAYFROM/DISPLAYTO)."""
+    assert isinstance(cmd, p.Sort)
+    if cmd.return_options is not None:
+        raise Bad("SORT RETURN (ESORT) not supported")
+    check_charset(cmd.charset)
+    found = await run_search(sess, cmd.key)
+    try:
+        ordered = st.sort_messages(cmd.criteria, await _sort_messages(sess, found, False))
+    except st.SortThreadError as x:
+        raise Bad(str(x)) from None
+    modseq = max((m.modseq for _, m in found), default=None) if _uses_modseq(cmd.key) else None
+    sess.send(w.sort([m.uid if cmd.uid else m.seq for m in ordered], modseq))
+    return "sort done", None
+
+
+async def thread(sess: Session, cmd: p.Command) -> Result:
+    """THREAD / UID THREAD with ORDEREDSUBJECT or REFERENCES (RFC 5256 section 3)."""
+    assert isinstance(cmd, p.Thread)
+    alg = cmd.algorithm.upper()
+    if alg not in st.THREAD_ALGORITHMS:
+        raise Bad(f"unknown threading algorithm {cmd.algorithm}")
+    check_charset(cmd.charset)
+    found = await run_search(sess, cmd.key)
+    roots = st.thread_messages(alg, await _sort_messages(sess, found, alg == "REFERENCES"))
+    text = st.format_thread(roots, use_uid=cmd.uid)
+    sess.send(w.untagged(("THREAD " + text) if text else "THREAD"))
+    return "thread done", None

@@ -113,6 +113,8 @@ CAPABILITIES = [
 CAPABILITIES_AFTER_AUTH = [
     "ID", f"APPENDLIMIT={APPEND_LIMIT}", "CONDSTORE", "QRESYNC", "STATUS=SIZE", "SAVEDATE", "WITHIN", "NAMESPACE",
     "MULTIAPPEND", "REPLACE", "PREVIEW", "COMPRESS=DEFLATE",
+    # Beyond upstream (issue 6): RFC 5256 and RFC 5957.
+    "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
 ]  # fmt: skip
 
 
@@ -192,8 +194,8 @@ _AUTH = {
     "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
     "APPEND", "IDLE", "NAMESPACE", "COMPRESS",
 }  # fmt: skip
-_SELECTED = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "REPLACE"}
-_DEFER = {"FETCH", "STORE", "SEARCH"}  # RFC 9051 section 7.5.1: no EXPUNGE responses during these (non-UID).
+_SELECTED = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "REPLACE", "SORT", "THREAD"}
+_DEFER = {"FETCH", "STORE", "SEARCH", "SORT", "THREAD"}  # RFC 9051 section 7.5.1: no EXPUNGE responses during these (non-UID).
 
 
 async def _command(sess: Session, cmd: p.Command) -> Result | None:
@@ -542,6 +544,8 @@ _HANDLERS: dict[str, Callable[[Session, p.Command], Awaitable[Result | None]]] =
     "FETCH": messages.fetch,
     "REPLACE": messages.replace,
     "SEARCH": search.search,
+    "SORT": search.sort,
+    "THREAD": search.thread,
 }
 
 
