@@ -185,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         deploy_commands,
         dns_commands,
         importexport_commands,
+        outbound_policy_commands,
         queue_commands,
         report_commands,
         sendmail,
