@@ -394,3 +394,67 @@ def cmd_clientconfig(inv: Invocation) -> None:
         "picks a mechanism from what the server offers can be downgraded to a weaker one by an attacker on the path."
     )
     sys.stdout.write("\n".join(out) + "\n")
+
+
+@command(
+    "config ensureacmehostprivatekeys",
+    help="""Make sure every listener with ACME has long-lived host private keys.
+
+Certificates from ACME are normally requested with a new key each time, which
+makes DANE TLSA records (which pin a key) go stale at every renewal. With host
+private keys listed in a listener's TLS.HostPrivateKeyFiles, every certificate
+uses the same keys, so TLSA records can be published before the first
+certificate exists and stay valid.
+
+For each listener with TLS.ACME, an RSA 2048 and an ECDSA P-256 key are written
+to config/hostkeys/ when the listener has none of that kind yet. A key of a
+certificate already in the ACME cache is reused, so existing TLSA records stay
+valid. mox.conf is not changed: the lines to add are printed. Afterwards, run
+"mox config dnsrecords" for the TLSA records to publish.""",
+)
+def cmd_config_ensureacmehostprivatekeys(inv: Invocation) -> None:
+    import time
+
+    from mox.autotls import certs
+    from mox.config.load import config_dir_path, write_file_atomic
+
+    cfg = _load(inv)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    created_any = False
+    for name in sorted(cfg.static.Listeners):
+        lst = cfg.static.Listeners[name]
+        if lst.TLS is None or not lst.TLS.ACME:
+            continue
+        have: set[str] = set()
+        for f in lst.TLS.HostPrivateKeyFiles:
+            p = config_dir_path(cfg.static_path, f)
+            try:
+                have.add(certs.key_type(certs.load_key(p.read_bytes(), f"host private key {p}")))
+            except (OSError, certs.CertError) as e:
+                raise CommandError(f"listener {name}: {e}") from None
+        host = lst.HostnameDomain if lst.Hostname and lst.HostnameDomain else cfg.static.HostnameDomain
+        cache = cfg.data_dir / "acme" / "keycerts" / lst.TLS.ACME
+        created: list[str] = []
+        for kind, label in (("rsa", "rsa2048"), ("ecdsa", "ecdsap256")):
+            if kind in have:
+                continue
+            key = certs.cached_key(cache, host.ascii, kind)
+            if key is None or (kind == "rsa" and key.key_size != 2048):
+                key = certs.generate_key(kind)
+            rel = f"hostkeys/{host.name}.{stamp}.{label}.privatekey.pkcs8.pem"
+            dest = config_dir_path(cfg.static_path, rel)
+            if dest.exists():
+                raise CommandError(f"{dest} already exists")
+            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_file_atomic(dest, certs.key_pem(key), 0o600)
+            sys.stdout.write(f"Wrote host private key: {dest}\n")
+            created.append(rel)
+        if created:
+            created_any = True
+            files = "".join(f"\t\t- {f}\n" for f in [*lst.TLS.HostPrivateKeyFiles, *created])
+            sys.stdout.write(
+                f'\nAdd to the TLS section of listener "{name}" in {cfg.static_path}, below "ACME: {lst.TLS.ACME}"'
+                f" (indent with tabs):\n\n\tHostPrivateKeyFiles:\n{files}\n"
+            )
+    if created_any:
+        sys.stdout.write('\nThen restart mox and run "mox config dnsrecords DOMAIN" for the TLSA records that enable DANE.\n')
