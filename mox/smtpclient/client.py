@@ -707,6 +707,16 @@ class Client:
         except (TimeoutError, OSError, ConnectionError, ssl.SSLError):
             self._writer.transport.abort()
 
+    def detach(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+        """Hand the connection over (e.g. to copy it to a terminal, as "mox smtp dial").
+
+        Returns the streams (TLS-wrapped when TLS is used) and octets already
+        received but not parsed. The client must not be used afterwards.
+        """
+        self._check_usable()
+        self._closed = True
+        return self._reader, self._writer, self.proto.reader.take_buffered()
+
     def abort(self) -> None:
         """Close at once, without QUIT."""
         self._closed = True
