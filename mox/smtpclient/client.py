@@ -592,7 +592,11 @@ class Client:
         t = self.timeouts
         level = mlog.Level.TRACEDATA if tx.inline_bdat is not None else mlog.Level.TRACE
         self._write(tx.start(), level=level)
-        await self._drain(t.data_block if tx.inline_bdat is not None else t.command, "mail")
+        if not tx.pipelining:
+            await self._drain(t.command, "mail")
+        # Pipelined: replies are read while the transport still writes (no drain first),
+        # so a server that stops reading until we take its replies cannot deadlock us
+        # on a long recipient list. Write errors show up as read errors.
         try:
             while tx.phase is TxPhase.ENVELOPE:
                 waiting = self._waiting_for()
