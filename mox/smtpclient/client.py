@@ -16,6 +16,7 @@ import base64
 import contextlib
 import io
 import os
+import re
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,9 @@ INLINE_MESSAGE_MAX = 256 * 1024
 # Larger messages stream in pieces of this size (a BDAT chunk each with CHUNKING).
 BDAT_CHUNK_SIZE = 1024 * 1024
 _READ_SIZE = 64 * 1024
+
+# RFC 5321 section 4.1.1.1: EHLO takes a domain or an address literal; no spaces or controls.
+_EHLO_NAME = re.compile(r"[A-Za-z0-9.-]+|\[[A-Za-z0-9.:]+\]")
 
 # EHLO codes after which we try HELO (RFC 5321 section 4.1.4, as upstream).
 _HELO_FALLBACK_CODES = frozenset({500, 501, 502, 503, 504})
@@ -172,13 +176,14 @@ class _Source:
 
     @staticmethod
     def _remaining_size(f: BinaryIO) -> int:
+        """Octets from the current position to the end; -1 when not seekable (a pipe): streamed then."""
         try:
             pos = f.tell()
             end = f.seek(0, io.SEEK_END)
             f.seek(pos)
             return end - pos
         except (OSError, ValueError):
-            return 0
+            return -1
 
     async def read_all(self) -> bytes:
         if self._data is not None:
@@ -314,6 +319,9 @@ class Client:
                     proto.receive_data(data)
                     ev = proto.next_event()
                     if ev is not None:
+                        if ev.reply.code == 421:
+                            # RFC 5321 section 3.8: the server is closing the connection.
+                            self._botched = True
                         return ev
         except ReplyParseError as e:
             self._botched = True
@@ -563,7 +571,7 @@ class Client:
         try:
             size = opts.size if opts.size is not None else src.size
             inline: bytes | None = None
-            small = src.size <= INLINE_MESSAGE_MAX
+            small = 0 <= src.size <= INLINE_MESSAGE_MAX
             if small:
                 # Small messages: normalized in memory (exact BDAT size; one write).
                 raw = await src.read_all()
@@ -772,6 +780,8 @@ async def connect(
     connection is made a second time without verification; the failure is
     in ``client.tls.ignored_failures``.
     """
+    if not _EHLO_NAME.fullmatch(ehlo_hostname):
+        raise ValueError(f"ehlo hostname {ehlo_hostname!r} is not a domain or address literal")
     cfg = tls or TLSConfig()
     t = timeouts or Timeouts()
     base_log = (log or log_pkg).with_fields(remote=f"{ip}:{port}", cid=mlog.new_cid())

@@ -173,8 +173,8 @@ def mail_command(ext: Extensions, mail_from: str, opts: MailOptions, size: int, 
     section 4.1.1.11: a client must not use parameters the server did not).
     """
     parts = [f"MAIL FROM:<{mail_from}>"]
-    if ext.size:
-        parts.append(f"SIZE={size}")  # RFC 1870 section 6.
+    if ext.size and size >= 0:
+        parts.append(f"SIZE={size}")  # RFC 1870 section 6; left out when the size is unknown (negative).
     if ext.eightbitmime:
         parts.append("BODY=8BITMIME" if opts.has_8bit else "BODY=7BIT")  # RFC 6152 section 2.
     if smtputf8:
@@ -486,7 +486,7 @@ class Transaction:
                     permanent=False,
                     enhanced="5.7.30",
                 )
-        if ext.size and ext.size_limit and self.size > ext.size_limit:
+        if ext.size and ext.size_limit and self.size > ext.size_limit:  # Unknown (-1) passes.
             # RFC 1870 section 6.
             raise ExtensionUnsupported(
                 "SIZE",

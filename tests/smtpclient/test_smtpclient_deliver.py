@@ -420,3 +420,36 @@ async def test_bad_arguments() -> None:
         # Nothing was sent: the connection is still fine.
         assert (await c.deliver("a@example.com", ["b@example.org"], io.BytesIO(MSG))).delivered
         await c.close()
+
+
+async def test_unseekable_source_streams() -> None:
+    # A pipe: size unknown, so no SIZE parameter and the message is streamed, not read at once.
+    import os
+
+    r, w = os.pipe()
+    os.write(w, MSG)
+    os.close(w)
+    async with serve(FakeServer(extensions=["PIPELINING", "SIZE 1000"])) as (srv, port):
+        c = await dial(port)
+        with open(r, "rb", buffering=0) as f:
+            assert (await c.deliver("a@example.com", ["b@example.org"], f)).delivered  # type: ignore[arg-type]
+        await c.close()
+    assert srv.received[0].data == MSG and srv.received[0].mail_params == []
+
+
+async def test_421_closes() -> None:
+    async with serve(FakeServer(replies={"MAIL": b"421 4.3.2 shutting down\r\n"}, extensions=[])) as (
+        _srv,
+        port,
+    ):
+        c = await dial(port)
+        with pytest.raises(ReplyError) as ei:
+            await c.deliver("a@example.com", ["b@example.org"], MSG)
+        assert ei.value.code == 421 and not ei.value.permanent
+        assert c.botched
+        await c.close()
+
+
+async def test_bad_ehlo_hostname() -> None:
+    with pytest.raises(ValueError):
+        await connect("127.0.0.1", 1, ehlo_hostname="bad name\r\nRSET")
