@@ -37,6 +37,9 @@ else
 	echo "all present: ${wanted[*]:-none needed}"
 fi
 
+step "containers (interop tests)"
+ci/containers-setup.sh
+
 step "ruff"
 "$VENV/bin/ruff" check mox tests conformance bench
 

@@ -1,0 +1,871 @@
+"""The interop network: real containers on an internal podman network, driven by testcontainers.
+
+Hosts (one container each, all labelled ``moxmail.interop=1``, on an internal network in
+198.51.100.0/24 that nothing routes out of):
+
+- ``dns``: knot (on the container's 127.0.0.1) serving the DNSSEC-signed zones ``example.``
+  (parent), ``mox2.example.`` and ``postfix.example.`` plus the unsigned reverse zone, and
+  unbound on the container's address validating with the test trust anchor (``interop/dns.sh``);
+- ``postfix``: Postfix for ``postfix.example`` with ``smtp_tls_security_level = dane``
+  (``interop/postfix.sh``);
+- ``mox2``: the user-facing image from ``docker/Dockerfile`` running ``mox serve`` for
+  ``mox2.example`` with a config written here by the project's own config code.
+
+Every key is made at set-up: a test CA and the TLS certificates it signs, DKIM keys (the DNSSEC
+keys are made by knot's keymgr in the dns container). Zone records are derived from the mox
+config and those keys (MX, A, SPF, DKIM, DMARC, TLSRPT, TLSA 3 1 1 of mox2's certificate).
+
+Images are built with ``podman build`` once and tagged by a hash of their inputs, so a later
+run with unchanged inputs builds nothing. The podman API socket that testcontainers talks to
+is started by :func:`start_network` and stopped at the end. Leftover containers and networks
+carrying the label are removed first.
+
+Use it as a context manager (the pytest fixture ``interop`` below does)::
+
+    with start_network(state_dir) as net:
+        net.hosts["mox2"].ip, net.ca_file, net.exec("postfix", ["postqueue", "-p"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import imaplib
+import ipaddress
+import os
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INTEROP = REPO / "interop"
+LABEL = "moxmail.interop"
+CACHE = Path(os.environ.get("MOX_CONTAINERS_CACHE", "/var/cache/moxmail-containers"))
+BASE_IMAGE = "localhost/debian:bookworm-slim"
+
+# Before testcontainers is imported anywhere: its settings are read at import.
+# Ryuk (its reaper container) cannot be pulled here; we clean up ourselves, by our label.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+# This VM has /.dockerenv, which otherwise makes testcontainers look for a container host.
+os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+
+# Address of each host in the /26 of a run: network base + offset.
+OFFSETS = {"gateway": 1, "dns": 2, "mox2": 12, "postfix": 13}
+SUBNETS = [ipaddress.ip_network(f"198.51.100.{n}/26") for n in (0, 64, 128, 192)]
+REVERSE_ZONE = "100.51.198.in-addr.arpa."
+
+MOX2_DOMAIN = "mox2.example"
+MOX2_HOST = "mail.mox2.example"
+POSTFIX_DOMAIN = "postfix.example"
+POSTFIX_HOST = "mail.postfix.example"
+# Accounts on mox2: name -> (address, password).
+MOX2_ACCOUNTS = {"mjl": ("mjl@mox2.example", "interop-mjl-pw"), "other": ("other@mox2.example", "interop-other-pw")}
+
+READY_TIMEOUT = float(os.environ.get("MOX_INTEROP_READY_TIMEOUT", "60"))
+
+
+class InteropError(Exception):
+    """Set-up of the network failed; the message says what was being done."""
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"interop: {msg}\n")
+
+
+def podman(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        p = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise InteropError(f"podman {' '.join(args)}: no result within {timeout}s") from e
+    if check and p.returncode != 0:
+        raise InteropError(f"podman {' '.join(args)}: exit {p.returncode}\n{p.stdout}{p.stderr}")
+    return p
+
+
+def unavailable_reason() -> str | None:
+    """Why the network cannot run on this machine, or None when it can."""
+    if os.geteuid() != 0:
+        return "interop network needs root (rootful podman)"
+    if shutil.which("podman") is None:
+        return "podman not installed (run ci/containers-setup.sh as root)"
+    if podman("image", "exists", BASE_IMAGE, check=False).returncode != 0:
+        return f"base image {BASE_IMAGE} missing (run ci/containers-setup.sh as root)"
+    return None
+
+
+def remove_leftovers() -> None:
+    """Remove containers and networks of earlier (crashed) runs, found by our label only."""
+    ids = podman("ps", "-a", "-q", "--filter", f"label={LABEL}=1").stdout.split()
+    if ids:
+        log(f"removing {len(ids)} leftover container(s)")
+        podman("rm", "-f", "-t", "0", *ids, check=False)
+    nets = podman("network", "ls", "-q", "--filter", f"label={LABEL}=1").stdout.split()
+    if nets:
+        log(f"removing {len(nets)} leftover network(s)")
+        podman("network", "rm", "-f", *nets, check=False)
+
+
+def host_on_bridge(network: str, gateway: str, prefixlen: int, targets: list[str]) -> str:
+    """Give the host the gateway address on the network's bridge and check that traffic from the host
+    to targets goes over that bridge; returns the bridge's name.
+
+    With podman's CNI backend an internal network's bridge has no address on the host, so the host
+    would route the test addresses to its default gateway, out of the machine. Nothing is sent
+    before this check passed.
+    """
+    import json
+
+    info = json.loads(podman("network", "inspect", network).stdout)[0]
+    iface = info.get("network_interface") or info.get("NetworkInterface") or ""
+    if not iface:
+        raise InteropError(f"podman network {network}: no bridge interface in {info}")
+    addrs = json.loads(subprocess.run(["ip", "-j", "addr", "show", "dev", iface], capture_output=True, text=True, check=True).stdout)
+    have = {a.get("local") for link in addrs for a in link.get("addr_info", [])}
+    if gateway not in have:
+        subprocess.run(["ip", "addr", "add", f"{gateway}/{prefixlen}", "dev", iface], capture_output=True, text=True, check=True)
+    for ip in targets:
+        r = json.loads(subprocess.run(["ip", "-j", "route", "get", ip], capture_output=True, text=True, check=True).stdout)
+        dev = r[0].get("dev") if r else None
+        if dev != iface:
+            raise InteropError(f"refusing to continue: the host routes {ip} via {dev!r}, not the test bridge {iface!r}")
+    return iface
+
+
+def free_subnet() -> ipaddress.IPv4Network:
+    """A /26 of 198.51.100.0/24 that no podman network on this machine uses."""
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    names = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
+    if names:
+        out = podman("network", "inspect", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}", *names).stdout
+        for s in out.split():
+            with contextlib.suppress(ValueError):
+                used.append(ipaddress.ip_network(s, strict=False))
+    for net in SUBNETS:
+        if not any(u.version == 4 and u.overlaps(net) for u in used):
+            return net
+    raise InteropError(f"all of {', '.join(map(str, SUBNETS))} are in use by other podman networks")
+
+
+# Images.
+
+
+def _hash_files(h: Any, paths: list[Path], root: Path) -> None:
+    for p in sorted(paths):
+        h.update(str(p.relative_to(root)).encode() + b"\0")
+        h.update(p.read_bytes() + b"\0")
+
+
+def _source_files() -> list[Path]:
+    files = [REPO / "pyproject.toml", REPO / "README.md"]
+    for p in (REPO / "mox").rglob("*"):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".conf", ".txt", ".typed", ".json"):
+            files.append(p)
+    return files
+
+
+def build_wheels() -> Path:
+    """Wheels of moxmail and its dependencies for the image; cached by a hash of the sources.
+
+    The project is copied to a temporary directory first, so building leaves nothing in the work tree.
+    """
+    h = hashlib.sha256()
+    _hash_files(h, _source_files(), REPO)
+    key = h.hexdigest()[:16]
+    out = CACHE / f"wheels-{key}"
+    if (out / ".complete").exists():
+        return out
+    t0 = time.monotonic()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for old in CACHE.glob("wheels-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="moxmail-src-") as tmp:
+        src = Path(tmp) / "src"
+        for p in _source_files():
+            dst = src / p.relative_to(REPO)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, dst)
+        p = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--wheel-dir", str(out), str(src)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if p.returncode != 0:
+            raise InteropError(f"pip wheel for the mox image failed:\n{p.stdout}{p.stderr}")
+    (out / ".complete").write_text("")
+    log(f"built wheels in {time.monotonic() - t0:.1f}s")
+    return out
+
+
+def build_image(name: str, files: dict[str, Path]) -> str:
+    """Build an image from files (context path -> source; "Dockerfile" among them) unless an image with
+    the same inputs exists; returns its tag ``localhost/NAME:HASH``. Older tags of NAME are removed."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        src = files[rel]
+        h.update(rel.encode() + b"\0")
+        if src.is_dir():
+            for p in sorted(x for x in src.rglob("*") if x.is_file()):
+                h.update(str(p.relative_to(src)).encode() + b"\0" + p.read_bytes() + b"\0")
+        else:
+            h.update(src.read_bytes() + b"\0")
+    tag = f"localhost/{name}:{h.hexdigest()[:16]}"
+    if podman("image", "exists", tag, check=False).returncode == 0:
+        return tag
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"{name}-ctx-") as ctx:
+        for rel, src in files.items():
+            if src.is_dir():
+                shutil.copytree(src, Path(ctx) / rel)
+            else:
+                shutil.copyfile(src, Path(ctx) / rel)
+        podman("build", "-q", "--pull=never", "--label", f"{LABEL}.image={name}", "-t", tag, ctx)
+    log(f"built image {tag} in {time.monotonic() - t0:.1f}s")
+    old = podman("images", "--format", "{{.Repository}}:{{.Tag}}", f"localhost/{name}").stdout.split()
+    stale = [t for t in old if t != tag]
+    if stale:
+        podman("rmi", *stale, check=False)
+    return tag
+
+
+def build_images() -> dict[str, str]:
+    """The peer image and the mox image (docker/Dockerfile), built in parallel."""
+    result: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def peer() -> None:
+        result["peer"] = build_image("moxmail-interop-peer", {"Dockerfile": INTEROP / "peer" / "Dockerfile"})
+
+    def mox() -> None:
+        wheels = build_wheels()
+        result["mox"] = build_image("moxmail", {"Dockerfile": REPO / "docker" / "Dockerfile", "wheels": wheels})
+
+    def run(f: Callable[[], None]) -> None:
+        try:
+            f()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in (peer, mox)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return result
+
+
+# The podman API service testcontainers talks to.
+
+
+class PodmanService:
+    """``podman system service`` on a socket of our own, for the duration of a run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.path}"
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", self.url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise InteropError(f"podman system service exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(self.path))
+                return
+            time.sleep(0.05)
+        raise InteropError(f"podman API socket {self.path} not answering within 20s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.path.unlink(missing_ok=True)
+
+
+# Keys and certificates.
+
+
+@dataclass
+class TestCA:
+    cert_pem: bytes
+    key: Any
+
+    @classmethod
+    def make(cls) -> TestCA:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "moxmail interop test CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert.public_bytes(serialization.Encoding.PEM), key)
+
+    def issue(self, names: list[str], ips: list[str]) -> tuple[bytes, bytes, bytes]:
+        """A leaf certificate for names and ips: (cert PEM, PKCS#8 key PEM, DER SubjectPublicKeyInfo)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        ca = x509.load_pem_x509_certificate(self.cert_pem)
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        san: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+        san += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(san), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return cert.public_bytes(serialization.Encoding.PEM), pkcs8, spki
+
+
+def write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    path.chmod(mode)
+    return path
+
+
+# DNS zones.
+
+
+@dataclass
+class Zone:
+    """A zone file being assembled: records as (owner relative to the zone or "@", type, data)."""
+
+    name: str  # without the final dot
+    records: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, owner: str, rtype: str, data: str) -> None:
+        self.records.append((owner, rtype, data))
+
+    def text(self, ns_ip: str) -> str:
+        lines = [
+            f"$ORIGIN {self.name}.",
+            "$TTL 30",
+            # Negative TTL 5 s: tests may add names that were asked for before.
+            "@ SOA ns.example. hostmaster.example. 1 3600 600 86400 5",
+            "@ NS ns.example.",
+        ]
+        if self.name == "example":
+            lines.append(f"ns A {ns_ip}")
+        lines += [f"{o} {t} {d}" for o, t, d in self.records]
+        return "\n".join(lines) + "\n"
+
+
+def txt(value: str) -> str:
+    """TXT record data, split into character-strings of at most 255 bytes (RFC 1035 section 3.3.14)."""
+    chunks = [value[i : i + 255] for i in range(0, len(value), 255)] or [""]
+    return " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
+
+
+# The network.
+
+
+@dataclass
+class Host:
+    name: str
+    ip: str
+    hostname: str
+    container: Any = None  # testcontainers DockerContainer
+
+    def logs(self) -> str:
+        if self.container is None:
+            return ""
+        out, err = self.container.get_logs()
+        return (out + err).decode(errors="replace")
+
+
+@dataclass
+class Network:
+    state: Path
+    subnet: ipaddress.IPv4Network
+    hosts: dict[str, Host]
+    ca_file: Path
+    images: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def ip(self, host: str) -> str:
+        return self.hosts[host].ip
+
+    def exec(self, host: str, cmd: list[str], check: bool = True) -> tuple[int, str]:
+        """Run cmd in host's container; returns (exit code, output)."""
+        code, out = self.hosts[host].container.exec(cmd)
+        text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+        if check and code != 0:
+            raise AssertionError(f"{host}: {cmd} exited {code}:\n{text}")
+        return code, text
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting only the test CA, verifying host names."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def postfix_log(self) -> str:
+        p = self.state / "postfix" / "maillog"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def imap(self, account: str, host: str = "mox2") -> imaplib.IMAP4:
+        """A logged-in IMAP session from the host to host:143 after STARTTLS verified with the test CA."""
+        addr, password = MOX2_ACCOUNTS[account]
+        im = imaplib.IMAP4(self.ip(host), 143, timeout=20)
+        im.starttls(self.ssl_context())
+        im.login(addr, password)
+        return im
+
+    def submission(self, account: str, host: str = "mox2") -> smtplib.SMTP:
+        """An authenticated SMTP submission session from the host to host:587 after verified STARTTLS."""
+        addr, password = MOX2_ACCOUNTS[account]
+        s = smtplib.SMTP(self.ip(host), 587, local_hostname="client.example", timeout=20)
+        s.starttls(context=self.ssl_context())
+        s.login(addr, password)
+        return s
+
+    def wait_postfix_log(self, text: str, timeout: float = 60) -> str:
+        """Wait until Postfix's maillog contains text; returns the log."""
+        wait_for(f"postfix maillog line containing {text!r}", lambda: text in self.postfix_log(), timeout, self.all_logs)
+        return self.postfix_log()
+
+    def all_logs(self) -> str:
+        parts = []
+        for h in self.hosts.values():
+            parts.append(f"===== {h.name} ({h.ip}) container log =====\n{h.logs()}")
+        parts.append(f"===== postfix maillog =====\n{self.postfix_log()}")
+        return "\n".join(parts)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, logs: Callable[[], str] = lambda: "") -> None:
+    """Poll check until it returns True; raise InteropError naming what was awaited after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as e:
+            last = e
+        time.sleep(0.1)
+    raise InteropError(f"timeout after {timeout}s waiting for {what} (last error: {last!r})\n{logs()}")
+
+
+def smtp_banner(ip: str, port: int = 25) -> bool:
+    with socket.create_connection((ip, port), timeout=2) as s:
+        return s.recv(512).startswith(b"220")
+
+
+def dns_query(server: str, name: str, rtype: str, timeout: float = 3) -> Any:
+    """A query with the DO bit to server:53 (unbound sets AD only when asked, RFC 6840 section 5.7)."""
+    import dns.flags
+    import dns.message
+    import dns.query
+
+    q = dns.message.make_query(name, rtype, want_dnssec=True)
+    q.flags |= dns.flags.AD
+    return dns.query.udp(q, server, timeout=timeout)
+
+
+def dns_authentic(server: str, name: str, rtype: str) -> bool:
+    import dns.flags
+    import dns.rcode
+
+    r = dns_query(server, name, rtype)
+    return r.rcode() == dns.rcode.NOERROR and bool(r.flags & dns.flags.AD) and len(r.answer) > 0
+
+
+def write_mox2_config(state: Path, net_ips: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str], bytes]:
+    """Config and data dirs for mox2 under state/mox2, with the project's config code.
+
+    Returns (path of mox.conf, DKIM TXT records by selector, DER SPKI of the TLS key for TLSA).
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    from mox.config import keys, model, sconf
+    from mox.config.edit import make_account_config
+    from mox.config.load import load_config, write_file_atomic
+    from mox.dkim.record import txt_record
+    from mox.serve.ctladmin import set_account_password
+
+    root = state / "mox2"
+    cdir, ddir = root / "config", root / "data"
+    cdir.mkdir(parents=True)
+    ddir.mkdir()
+    cert, key, spki = ca.issue([MOX2_HOST], [net_ips["mox2"]])
+    write_file_atomic(cdir / "mail.crt", cert, 0o644)
+    write_file_atomic(cdir / "mail.key", key, 0o600)
+    write_file_atomic(cdir / "adminpasswd", keys.hash_admin_password("interop-admin-pw") + b"\n", 0o600)
+
+    dkim_txt: dict[str, str] = {}
+    selectors: dict[str, model.Selector] = {}
+    for sel, make in (("ed1", keys.make_dkim_ed25519_key), ("rsa1", keys.make_dkim_rsa_key)):
+        pem = make()
+        fname = f"dkim-{sel}.pkcs8.pem"
+        write_file_atomic(cdir / fname, pem, 0o600)
+        selectors[sel] = model.Selector(Expiration="72h", PrivateKeyFile=fname)
+        dkim_txt[sel] = txt_record(serialization.load_pem_private_key(pem, None))  # type: ignore[arg-type]
+
+    listener = model.Listener(
+        IPs=[net_ips["mox2"]],
+        TLS=model.ListenerTLS(KeyCerts=[model.KeyCert(CertFile="mail.crt", KeyFile="mail.key")]),
+        SMTP=model.SMTPListener(Enabled=True),
+        Submission=model.SubmissionListener(Enabled=True),
+        Submissions=model.SubmissionsListener(Enabled=True),
+        IMAP=model.IMAPListener(Enabled=True),
+        IMAPS=model.IMAPSListener(Enabled=True),
+    )
+    static = model.Static(
+        DataDir="../data",
+        LogLevel="debug",
+        # The image's user; mox serve drops to it once privilege dropping is built (mox/privileges).
+        User="mox",
+        Hostname=MOX2_HOST,
+        AdminPasswordFile="adminpasswd",
+        Listeners={"public": listener},
+        Postmaster=model.Postmaster(Account="mjl", Mailbox="Postmaster"),
+    )
+    accounts = {}
+    for name, (addr, _pw) in MOX2_ACCOUNTS.items():
+        acc = make_account_config(addr, MOX2_DOMAIN)
+        # No 15 s wait for first-time senders: every sender is new in a fresh network.
+        acc.NoFirstTimeSenderDelay = True
+        accounts[name] = acc
+    dynamic = model.Dynamic(
+        Domains={
+            MOX2_DOMAIN: model.Domain(
+                LocalpartCatchallSeparator="+",
+                DKIM=model.DKIM(Selectors=selectors, Sign=list(selectors)),
+                DMARC=model.DMARC(Localpart="dmarc-reports", Account="mjl", Mailbox="DMARC"),
+                TLSRPT=model.TLSRPT(Localpart="tls-reports", Account="mjl", Mailbox="TLSRPT"),
+            )
+        },
+        Accounts=accounts,
+    )
+    conf = cdir / "mox.conf"
+    write_file_atomic(conf, sconf.write(static, header=model.STATIC_HEADER).encode(), 0o644)
+    write_file_atomic(cdir / "domains.conf", sconf.write(dynamic, header=model.DYNAMIC_HEADER).encode(), 0o644)
+
+    # Passwords go into the account databases before the server starts (the container has no stdin
+    # for `mox setaccountpassword`); the data dir is mounted into the container. User "mox" exists
+    # only in the image: the host loads a copy of mox.conf naming root, in the same directory.
+    static.User = "0"
+    write_file_atomic(cdir / "mox-host.conf", sconf.write(static, header=model.STATIC_HEADER).encode(), 0o644)
+    cfg = load_config(cdir / "mox-host.conf")
+
+    async def set_passwords() -> None:
+        for name, (_addr, pw) in MOX2_ACCOUNTS.items():
+            await set_account_password(cfg, name, pw)
+
+    asyncio.run(set_passwords())
+    (cdir / "mox-host.conf").unlink()
+    return conf, dkim_txt, spki
+
+
+def make_zones(ips: dict[str, str], dkim_txt: dict[str, str], mox2_spki: bytes) -> dict[str, Zone]:
+    """The zones, with records derived from the hosts' addresses, mox2's config and keys."""
+    example = Zone("example")
+    mox2 = Zone(MOX2_DOMAIN)
+    # mox2.example: what `mox config dnsrecords` would list for this config.
+    mox2.add("@", "MX", f"10 {MOX2_HOST}.")
+    mox2.add("mail", "A", ips["mox2"])
+    mox2.add("@", "TXT", txt(f"v=spf1 ip4:{ips['mox2']} mx ~all"))
+    mox2.add("mail", "TXT", txt("v=spf1 a -all"))
+    for sel, rec in dkim_txt.items():
+        mox2.add(f"{sel}._domainkey", "TXT", txt(rec))
+    mox2.add("_dmarc", "TXT", txt(f"v=DMARC1; p=reject; rua=mailto:dmarc-reports@{MOX2_DOMAIN}"))
+    mox2.add("_smtp._tls", "TXT", txt(f"v=TLSRPTv1; rua=mailto:tls-reports@{MOX2_DOMAIN}"))
+    # DANE-EE, SPKI, SHA-256 (RFC 7671 section 5.1; RFC 7672 section 3.1.1).
+    mox2.add("_25._tcp.mail", "TLSA", "3 1 1 " + hashlib.sha256(mox2_spki).hexdigest())
+
+    postfix = Zone(POSTFIX_DOMAIN)
+    postfix.add("@", "MX", f"10 {POSTFIX_HOST}.")
+    postfix.add("mail", "A", ips["postfix"])
+    postfix.add("@", "TXT", txt(f"v=spf1 ip4:{ips['postfix']} -all"))
+    postfix.add("mail", "TXT", txt("v=spf1 a -all"))
+    postfix.add("_dmarc", "TXT", txt("v=DMARC1; p=none"))
+
+    rev = Zone(REVERSE_ZONE.rstrip("."))
+    for host, hostname in (("dns", "ns.example"), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST)):
+        rev.add(ips[host].split(".")[-1], "PTR", hostname + ".")
+    # The DS records of the signed children are appended by interop/dns.sh once knot made their keys.
+    for child in (mox2, postfix):
+        example.add(child.name.removesuffix(".example"), "NS", "ns.example.")
+    return {"example": example, MOX2_DOMAIN: mox2, POSTFIX_DOMAIN: postfix, rev.name: rev}
+
+
+SIGNED = ["example", MOX2_DOMAIN, POSTFIX_DOMAIN]
+
+
+def write_dns_state(d: Path, zones: dict[str, Zone], dns_ip: str, subnet: ipaddress.IPv4Network) -> None:
+    for z in zones.values():
+        write(d / "knot" / "zones" / f"{z.name}.zone", z.text(dns_ip))
+    write(d / "signed-children", "\n".join(z for z in SIGNED if z != "example") + "\n")
+    zone_conf = "".join(
+        f"  - domain: {name}.\n    template: {'signed' if name in SIGNED else 'unsigned'}\n" for name in zones
+    )
+    write(
+        d / "knot.conf",
+        f"""server:
+    rundir: /state/knot/run
+    listen: 127.0.0.1@53
+log:
+  - target: stdout
+    any: info
+database:
+    storage: /state/knot/db
+policy:
+  - id: pregen
+    manual: on
+    single-type-signing: on
+    algorithm: ecdsap256sha256
+    nsec3: off
+template:
+  - id: signed
+    storage: /state/knot/zones
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: difference-no-serial
+    journal-content: all
+    dnssec-signing: on
+    dnssec-policy: pregen
+  - id: unsigned
+    storage: /state/knot/zones
+    file: "%s.zone"
+    zonefile-sync: -1
+zone:
+{zone_conf}""",
+    )
+    stubs = "".join(f'stub-zone:\n    name: "{z}"\n    stub-addr: 127.0.0.1@53\n' for z in ("example.", REVERSE_ZONE))
+    write(
+        d / "unbound.conf",
+        f"""server:
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    log-servfail: yes
+    val-log-level: 2
+    username: ""
+    chroot: ""
+    pidfile: ""
+    directory: "/state/unbound"
+    interface: {dns_ip}
+    access-control: {subnet} allow
+    do-not-query-localhost: no
+    module-config: "validator iterator"
+    include: "/state/trust-anchor.conf"
+    local-zone: "." static
+    local-zone: "example." transparent
+    local-zone: "{REVERSE_ZONE}" transparent
+    cache-max-ttl: 30
+    cache-max-negative-ttl: 5
+{stubs}""",
+    )
+    (d / "unbound").mkdir(exist_ok=True)
+
+
+def write_postfix_state(d: Path, ca: TestCA, ip: str) -> None:
+    cert, key, _spki = ca.issue([POSTFIX_HOST], [ip])
+    write(d / "postfix.pem", cert)
+    write(d / "postfix.key", key, 0o600)
+    write(d / "ca.pem", ca.cert_pem)
+    write(
+        d / "main.cf",
+        f"""compatibility_level = 3.6
+maillog_file = /state/maillog
+maillog_file_prefixes = /state
+myhostname = {POSTFIX_HOST}
+mydomain = {POSTFIX_DOMAIN}
+myorigin = $mydomain
+mydestination = $mydomain, $myhostname, localhost
+inet_interfaces = all
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+alias_maps =
+alias_database =
+local_recipient_maps = proxy:unix:passwd.byname
+home_mailbox = Maildir/
+smtpd_tls_cert_file = /state/postfix.pem
+smtpd_tls_key_file = /state/postfix.key
+smtpd_tls_security_level = may
+smtp_tls_CAfile = /state/ca.pem
+smtp_dns_support_level = dnssec
+smtp_tls_security_level = dane
+smtp_tls_loglevel = 1
+queue_run_delay = 5s
+minimal_backoff_time = 5s
+maximal_backoff_time = 10s
+""",
+    )
+
+
+@contextlib.contextmanager
+def start_network(state: Path) -> Iterator[Network]:
+    """Build images, bring up the network and its hosts, yield it; everything is removed afterwards,
+    also when set-up or a test fails. Container logs are written to state/logs/ at the end."""
+    from docker.types import EndpointConfig, IPAMConfig, IPAMPool
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.network import Network as TCNetwork
+
+    reason = unavailable_reason()
+    if reason:
+        raise InteropError(reason)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    remove_leftovers()
+    images = build_images()
+    timings["images"] = time.monotonic() - t0
+
+    t1 = time.monotonic()
+    svc = PodmanService(Path("/run/moxmail-interop") / f"podman-{os.getpid()}.sock")
+    old_env = os.environ.get("DOCKER_HOST")
+    with contextlib.ExitStack() as stack:
+        svc.start()
+        stack.callback(svc.stop)
+        os.environ["DOCKER_HOST"] = svc.url
+        stack.callback(lambda: os.environ.pop("DOCKER_HOST", None) if old_env is None else os.environ.update(DOCKER_HOST=old_env))
+
+        subnet = free_subnet()
+        base = int(subnet.network_address)
+        ips = {h: str(ipaddress.IPv4Address(base + off)) for h, off in OFFSETS.items()}
+        tcnet = TCNetwork(
+            docker_network_kw={
+                "internal": True,
+                "labels": {LABEL: "1"},
+                "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=ips["gateway"])]),
+            }
+        )
+        tcnet.name = f"moxmail-interop-{os.getpid()}"
+        tcnet.create()
+        stack.callback(tcnet.remove)
+
+        ca = TestCA.make()
+        ca_file = write(state / "ca.pem", ca.cert_pem)
+        conf, dkim_txt, spki = write_mox2_config(state, ips, ca)
+        zones = make_zones(ips, dkim_txt, spki)
+        write_dns_state(state / "dns", zones, ips["dns"], subnet)
+        write_postfix_state(state / "postfix", ca, ips["postfix"])
+
+        hosts = {
+            "dns": Host("dns", ips["dns"], "ns.example"),
+            "postfix": Host("postfix", ips["postfix"], POSTFIX_HOST),
+            "mox2": Host("mox2", ips["mox2"], MOX2_HOST),
+        }
+        net = Network(state, subnet, hosts, ca_file, images, timings)
+
+        def save_logs() -> None:
+            ldir = state / "logs"
+            ldir.mkdir(exist_ok=True)
+            for h in hosts.values():
+                with contextlib.suppress(Exception):
+                    (ldir / f"{h.name}.log").write_text(h.logs())
+
+        def container(h: Host, image: str, **kw: Any) -> Any:
+            c = DockerContainer(image).with_name(f"moxmail-interop-{os.getpid()}-{h.name}")
+            c = c.with_kwargs(
+                labels={LABEL: "1"},
+                hostname=h.hostname,
+                dns=[ips["dns"]],
+                dns_opt=["trust-ad"],
+                network=tcnet.name,
+                networking_config={tcnet.name: EndpointConfig("1.44", aliases=[h.hostname], ipv4_address=h.ip)},
+                **kw,
+            )
+            h.container = c
+            stack.callback(c.stop)
+            return c
+
+        # Logs are saved before the containers are removed (callbacks run last-registered first).
+        dns_c = container(hosts["dns"], images["peer"])
+        dns_c.with_volume_mapping(str(state / "dns"), "/state", "rw").with_volume_mapping(str(INTEROP), "/interop", "ro")
+        dns_c.with_command(["sh", "/interop/dns.sh"])
+        pf_c = container(hosts["postfix"], images["peer"])
+        pf_c.with_volume_mapping(str(state / "postfix"), "/state", "rw").with_volume_mapping(str(INTEROP), "/interop", "ro")
+        pf_c.with_command(["sh", "/interop/postfix.sh"])
+        mox_c = container(hosts["mox2"], images["mox"])
+        mox_c.with_volume_mapping(str(conf.parent), "/mox/config", "rw").with_volume_mapping(str(state / "mox2" / "data"), "/mox/data", "rw")
+        stack.callback(save_logs)
+
+        for c in (dns_c, pf_c, mox_c):
+            c.start()
+        # The CNI bridge exists once the first container is attached.
+        host_on_bridge(tcnet.name, ips["gateway"], subnet.prefixlen, [h.ip for h in hosts.values()])
+        wait_for(
+            "unbound to answer mox2.example SOA with AD (DNSSEC-validated)",
+            lambda: dns_authentic(ips["dns"], MOX2_DOMAIN, "SOA"),
+            READY_TIMEOUT,
+            hosts["dns"].logs,
+        )
+        wait_for("postfix SMTP greeting", lambda: smtp_banner(ips["postfix"]), READY_TIMEOUT, net.all_logs)
+        wait_for("mox2 SMTP greeting", lambda: smtp_banner(ips["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
+        timings["up"] = time.monotonic() - t1
+        log(f"network up on {subnet}: images {timings['images']:.1f}s, containers {timings['up']:.1f}s")
+        yield net
+        t2 = time.monotonic()
+    timings["down"] = time.monotonic() - t2
+    log(f"network down in {timings['down']:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    """The running interop network, shared by all interop tests of a session; skipped without root/podman."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("interop")
+    with start_network(state) as net:
+        yield net
