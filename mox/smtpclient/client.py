@@ -18,7 +18,7 @@ import io
 import os
 import re
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
@@ -28,6 +28,7 @@ from mox.sasl.client import SaslClientError, choose_mechanism, new_client
 from mox.smtpclient.ehlo import Extensions, parse_ehlo
 from mox.smtpclient.errors import (
     RESULT_STARTTLS_NOT_SUPPORTED,
+    RESULT_VALIDATION_FAILURE,
     AuthError,
     CommandTimeout,
     ConnectionLost,
@@ -842,13 +843,15 @@ async def _connect_once(
     try:
         if immediate:
             client._tls_done(writer.get_extra_info("ssl_object"), cfg.pkix)
-        await client._greeting()
+            await _first_tls_read(client._greeting())
+        else:
+            await client._greeting()
         await client._hello(ehlo_hostname, helo_ok=True)
         ext = client.extensions
         client.tls.starttls_offered = ext.starttls
         if cfg.mode is TLSMode.REQUIRED_STARTTLS or (cfg.mode is TLSMode.OPPORTUNISTIC and ext.starttls):
             await client._starttls()
-            await client._hello(ehlo_hostname, helo_ok=False)
+            await _first_tls_read(client._hello(ehlo_hostname, helo_ok=False))
         elif cfg.mode is TLSMode.OPPORTUNISTIC:
             client.tls.not_offered = True
             if cfg.verification_required:
@@ -866,3 +869,24 @@ async def _connect_once(
         client.abort()
         raise
     return client
+
+
+async def _first_tls_read(step: Awaitable[None]) -> None:
+    """Run the first exchange after a handshake; losing the connection then is a TLS failure.
+
+    With TLS 1.3 the server checks our side of the handshake after we consider
+    it done, and reports failure with an alert at our first read (RFC 8446
+    section 4.4.4). asyncio turns such an alert into a plain end of stream,
+    so a connection lost right after the handshake counts as a failed TLS
+    session, as upstream counts alerts then (RFC 8460 "validation-failure").
+    """
+    try:
+        await step
+    except ConnectionLost as e:
+        if isinstance(e.__cause__, ssl.SSLError):
+            raise classify_handshake_error(e.__cause__) from e
+        raise TLSFailure(
+            f"connection lost right after tls handshake: {e}",
+            result_type=RESULT_VALIDATION_FAILURE,
+            reason="tls-connection-lost-after-handshake",
+        ) from e

@@ -311,3 +311,15 @@ def test_config_validation(tmp_path: Path) -> None:
         TLSConfig(pkix=True)
     with pytest.raises(ValueError):
         TLSConfig(mode=TLSMode.SKIP, server_name=HOST, pkix=True)
+
+
+async def test_alert_after_handshake(certs: dict[str, CertFiles], cafile: str) -> None:
+    # A server demanding a client certificate: with TLS 1.3 its alert arrives at our first read.
+    ctx = server_context(certs["good"])
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cafile=cafile)
+    async with serve(FakeServer(tls=ctx)) as (_srv, port):
+        with pytest.raises(TLSFailure) as ei:
+            await dial(port, TLSConfig(server_name=HOST))
+        assert ei.value.result_type == "validation-failure"
+        assert ei.value.reason in ("tls-connection-lost-after-handshake", "tls-remote-certificate-required")
