@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import ipaddress
 import ssl
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 
 from mox import authres, dkim, dmarc, iprev, mlog, sasl, spf
 from mox import message as msg
+from mox import queue as mqueue
 from mox.config.load import Config
 from mox.dmarcdb import Evaluation, EvaluationDB, interval_hours
 from mox.dns import default_resolver
@@ -48,8 +50,10 @@ from mox.ratelimit import (
 )
 from mox.serve.services import ConnContext
 from mox.smtp import codes as c
+from mox.smtp import command as cmd
 from mox.smtp import server as sm
 from mox.smtp.codes import Reply
+from mox.smtp.path import Path
 from mox.smtpserver.received import ReceivedInfo, received_header
 from mox.store import QuotaExceeded, SMTPContext, StoreError
 from mox.store.auth import LoginDisabled
@@ -94,6 +98,8 @@ class _Session:
     mech: sasl.Mechanism | None = None
     spool: bytearray = field(default_factory=bytearray)
     rcpts: dict[str, list[LocalRecipient]] = field(default_factory=dict)
+    # Recipients in other domains on authenticated submission, for the outgoing queue.
+    remote: set[str] = field(default_factory=set)
 
     @property
     def submission(self) -> bool:
@@ -154,8 +160,8 @@ async def _serve(
         require_tls_for_auth=not (kind == "Submission" and lst.Submission.NoRequireSTARTTLS),
         max_message_size=lst.SMTPMaxMessageSize or sm.DEFAULT_MAX_MESSAGE_SIZE,
         requiretls=not lst.SMTP.NoRequireTLS,
-        # FUTURERELEASE needs the outgoing queue to hold messages; not offered until it exists.
-        future_release=False,
+        # FUTURERELEASE (RFC 4865, submission only): the outgoing queue holds the message until then.
+        future_release=True,
         pedantic=cfg.static.Pedantic,
     )
     if sess.submission:
@@ -195,6 +201,7 @@ async def _serve(
         elif isinstance(ev, sm.MailFrom):
             sess.spool.clear()
             sess.rcpts.clear()
+            sess.remote.clear()
             conn.accept()
         elif isinstance(ev, sm.RcptTo):
             _rcpt(sess, conn, ev)
@@ -271,11 +278,10 @@ def _rcpt(sess: _Session, conn: sm.Connection, ev: sm.RcptTo) -> None:
         return
     addr = path.address()
     if addr is None or (addr.domain.name not in cfg.dynamic.Domains and addr.domain != cfg.static.HostnameDomain):
-        if sess.submission and sess.account:
-            conn.reject(
-                _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1,
-                       "delivery to other domains is not available yet in this moxmail version (no outgoing queue)")
-            )  # fmt: skip
+        if sess.submission and sess.account and addr is not None:
+            # Authenticated submission to another domain: through the outgoing queue.
+            sess.remote.add(key)
+            conn.accept()
         else:
             conn.reject(_reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_DELIVERY_UNAUTH_1, "not accepting email for domain (no relaying)"))
         return
@@ -572,10 +578,76 @@ async def _submission(sess: _Session, conn: sm.Connection, ev: sm.MessageComplet
         selectors = [dkim.selector_from_config(dom.DKIM.Selectors[s]) for s in dom.DKIM.Sign]
         sig = await dkim.sign_async(data, from_domain, selectors, localpart=lp)
         data = sig.encode() + data
-    ar = authres.AuthResults(cfg.static.Hostname, methods=[authres.auth_method(sess.login)])
-    prefix = ar.header().encode() + _received(sess, conn, ev)
-    smtp_ctx = SMTPContext(remote_ip=sess.remote_ip, mail_from=ev.mail_from.xstring() if ev.mail_from else "", msg_from=from_addr)
-    return await _deliver_all(sess, ev, prefix + data, smtp_ctx)
+    received = _received(sess, conn, ev)
+    remote = [(p, params) for p, params in ev.recipients if p.xstring() in sess.remote]
+    local = tuple((p, params) for p, params in ev.recipients if p.xstring() not in sess.remote)
+    if local:
+        # Local copies first: a failure here leaves nothing queued, so the client's retry
+        # duplicates nothing. (A queue failure after this makes the retry duplicate the
+        # local copies; nothing is lost either way.)
+        ar = authres.AuthResults(cfg.static.Hostname, methods=[authres.auth_method(sess.login)])
+        smtp_ctx = SMTPContext(remote_ip=sess.remote_ip, mail_from=ev.mail_from.xstring() if ev.mail_from else "", msg_from=from_addr)
+        reply = await _deliver_all(sess, dataclasses.replace(ev, recipients=local), ar.header().encode() + received + data, smtp_ctx)
+        if reply.code != c.C250_COMPLETED or not remote:
+            return reply
+    result = await _queue_remote(sess, ev, remote, data, received)
+    if isinstance(result, Reply):
+        return result
+    sess.log.info("message queued", ids=result, size=len(data))
+    return _reply(c.C250_COMPLETED, c.SE_MAILBOX2_OTHER_0, f"{sess.cid} message queued for delivery")
+
+
+def _tls_required_no(data: bytes) -> bool:
+    """RFC 8689 section 5: a "TLS-Required: No" header asks to deliver even without verified TLS."""
+    part = msg.parse(data)
+    for name, value in msg.parse_headers(data[part.header_offset : part.body_offset]):
+        if name.lower() == "tls-required" and value.strip().lower() == b"no":
+            return True
+    return False
+
+
+async def _queue_remote(
+    sess: _Session, ev: sm.MessageComplete, remote: list[tuple[Path, cmd.RcptParams]], data: bytes, received: bytes
+) -> list[int] | Reply:
+    """Add a submitted message for recipients in other domains to the outgoing queue.
+
+    The DKIM-Signature is already part of data; the Received header becomes the
+    queued message's prefix. DSN parameters (RFC 3461), REQUIRETLS or
+    TLS-Required: No (RFC 8689) and FUTURERELEASE (RFC 4865) go with it.
+    """
+    mp = ev.mail_params
+    next_attempt: float | None = None
+    release = ""
+    if mp.hold_for is not None:
+        next_attempt = time.time() + mp.hold_for
+        release = f"for;{mp.hold_for}"
+    elif mp.hold_until is not None:
+        next_attempt = mp.hold_until.timestamp()
+        release = "until;" + mp.hold_until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    requiretls: bool | None = True if mp.requiretls else (False if _tls_required_no(data) else None)
+    recipients = [
+        mqueue.NewRecipient(p, notify=params.notify, orcpt_type=params.orcpt_type or "", orcpt=params.orcpt or "")
+        for p, params in remote
+    ]
+    try:
+        return await mqueue.current().add(
+            sess.account,
+            ev.mail_from,
+            recipients,
+            data,
+            msg_prefix=received,
+            has8bit=ev.stats.has_8bit,
+            smtputf8=mp.smtputf8,
+            requiretls=requiretls,
+            next_attempt=next_attempt,
+            future_release_request=release,
+            dsn_options=mqueue.DSNOptions(envid=mp.envid or "", ret=mp.ret or ""),
+        )
+    except mqueue.Suppressed as e:
+        return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_ADDR1_UNKNOWN_DEST_MAILBOX_1, str(e))
+    except mqueue.QueueError as e:
+        sess.log.errorx("adding message to queue", e)
+        return _reply(c.C451_LOCAL_ERR, c.SE_SYS3_OTHER_0, "error queueing message, try again later")
 
 
 def register() -> None:
