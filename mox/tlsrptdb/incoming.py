@@ -130,7 +130,8 @@ async def process_incoming_report(
 
     The report is stored once per policy domain in it that this address
     receives reports for (a domain whose TLSRPT address it is, or our host
-    name for the HostTLSRPT address). Nothing is stored, with a log line,
+    name for the HostTLSRPT address: a policy about our host name, or one
+    listing it in mx-host, as upstream writes reports to MX hosts). Nothing is stored, with a log line,
     when the address is not a TLS reporting address, the message lacks an
     acceptable DKIM signature, has no parsable report, or is about none of
     those domains. Never raises (an unexpected error is logged and returned).
@@ -155,6 +156,10 @@ async def process_incoming_report(
                 continue
             if d.name in addr.domains or (addr.host and d.name == hostname):
                 ours.add(d.name)
+            elif addr.host and hostname and any(m.rstrip(".").lower() == cfg.static.HostnameDomain.ascii for m in p.policy.mx_hosts):
+                # Upstream (and our sender) write reports to an MX host with the recipient
+                # domain as policy-domain and the host in mx-host: it is about our host.
+                ours.add(hostname)
         if not ours:
             return _refuse("report for unknown domain", rcpt=rcpt, domains=",".join(p.policy.domain for p in report.policies))
         if db is None:

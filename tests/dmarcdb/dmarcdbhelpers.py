@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
 from mox.config import model, sconf
 from mox.config.example import LocalPorts, local_dynamic, local_static, write_local_config
 from mox.config.load import Config, load_config, write_file_atomic
 
+_template: Path | None = None
+
 
 def report_config(root: Path, *, hostname: str = "localhost") -> Config:
     """mox@localhost with dmarc-reports@localhost (DMARC), tls-reports@localhost (TLSRPT)
     and host-tlsrpt@<hostname> (HostTLSRPT); domain localhost signs with DKIM, and so does the
     parent domain of another host name (a configured domain too)."""
-    path = write_local_config(root, ips=["127.0.0.1"])
+    # Keys and certificates are made once per process (that takes most of a second), then copied.
+    global _template
+    if _template is None:
+        _template = Path(tempfile.mkdtemp(prefix="moxreportcfg")) / "config"
+        atexit.register(shutil.rmtree, _template.parent, True)
+        write_local_config(_template.parent, ips=["127.0.0.1"])
+    shutil.copytree(_template, root / "config")
+    (root / "data").mkdir(exist_ok=True)
+    path = root / "config" / "mox.conf"
     static = local_static(LocalPorts(), ["127.0.0.1"])
     static.Hostname = hostname
     static.HostTLSRPT = model.HostTLSRPT(Account="mox", Mailbox="TLSRPT", Localpart="host-tlsrpt")

@@ -15,7 +15,7 @@ from tlsrptsendhelpers import report_config
 from mox import dkim, message, tlsrpt, tlsrptdb
 from mox.config.load import Config
 from mox.dmarcdb.reportmsg import OutgoingReport
-from mox.dns import MockResolver
+from mox.dns import MockResolver, parse_domain
 from mox.tlsrpt import FailureDetails, ResultPolicy, ResultType
 from mox.tlsrptsend import TLSReporter, https_post
 
@@ -126,6 +126,17 @@ async def test_tlsrptsend_recipient_domain_and_mx_host_reports(tmp_path: Path) -
             ("tlsa", "example.com", ["mx.example.com"], 1)
         ]
         assert r1.report_id != r2.report_id
+
+        # Both arrive and are stored at their destinations (the MX host's operator runs mox too).
+        from mox.tlsrptdb import incoming
+
+        mxcfg = report_config(tmp_path / "mx", hostname="mx.example.com")
+        sig_doms = [x.sig.domain for x in vr if x.sig is not None]
+        from_dom = parse_domain("mail.moxtest.example")
+        got = await incoming.process_incoming_report(mxcfg, "host-tlsrpt@mx.example.com", m_host.data, from_domain=from_dom, dkim_pass_domains=sig_doms, db=db)
+        assert got.stored, got
+        (stored,) = await db.reports()
+        assert stored.domain == "mx.example.com" and stored.host_report and stored.report == r2
 
         # Reported results are removed; the next day's stay.
         assert [(r.policy_domain, r.day_utc) for r in await db.results()] == [("example.com", "20260303"), ("mx.example.com", "20260303")]
