@@ -480,7 +480,7 @@ def _verify_pkix(
 def verify(
     chain_der: Sequence[bytes],
     records: Sequence[TLSA],
-    allowed_hostnames: Sequence[str | Domain],
+    hostnames: Sequence[str | Domain],
     now: dt.datetime | None = None,
     *,
     usages: Iterable[int] = SMTP_USAGES,
@@ -494,7 +494,7 @@ def verify(
         records: TLSA records, normally :attr:`TLSALookup.records`. Records with
             a usage not in ``usages`` are skipped (PKIX-TA/PKIX-EE are unusable
             for SMTP, RFC 7672 section 3.1.3).
-        allowed_hostnames: names accepted in the certificate for DANE-TA (not
+        hostnames: names accepted in the certificate for DANE-TA (not
             checked for DANE-EE, RFC 7672 section 3.1.1); see tlsa_hostnames.
         now: time for validity checks (DANE-TA only), default the current time.
         usages: usages to consider; the dane dial command allows all four.
@@ -512,7 +512,7 @@ def verify(
     when = now or dt.datetime.now(dt.UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    hosts = [h.ascii if isinstance(h, Domain) else h for h in allowed_hostnames]
+    hosts = [h.ascii if isinstance(h, Domain) else h for h in hostnames]
     allowed = set(usages)
     usable = [r for r in records if unusable_reason(r, allowed) == ""]
     if not usable:
