@@ -425,8 +425,9 @@ class FetchResponse:
         transport.writelines(r.chunks())
     """
 
-    def __init__(self, seq: int) -> None:
-        self._chunks: list[bytes | memoryview] = [b"* %d FETCH (" % seq]
+    def __init__(self, seq: int, uidfetch: bool = False) -> None:
+        # RFC 9586 section 3.3: with UIDONLY, "* uid UIDFETCH (...)" instead of FETCH.
+        self._chunks: list[bytes | memoryview] = [(b"* %d UIDFETCH (" if uidfetch else b"* %d FETCH (") % seq]
         self._first = True
 
     def _sep(self) -> None:

@@ -59,6 +59,8 @@ async def select(sess: Session, cmd: p.Command) -> Result:
     if cmd.qresync is not None and not sess.qresync:
         # RFC 7162 section 3.2.5: QRESYNC parameter without ENABLE QRESYNC.
         raise Bad("QRESYNC not enabled")
+    if cmd.qresync is not None and cmd.qresync.seq_match is not None and sess.uidonly:
+        raise Bad("sequence match data not allowed with UIDONLY", "UIDREQUIRED")
     if sess.mailbox is not None:
         # RFC 9051 section 6.3.2, RFC 7162 section 3.2.11: the previous mailbox is closed.
         sess.send(w.untagged("OK [CLOSED] previous mailbox closed"))
@@ -103,7 +105,10 @@ async def select(sess: Session, cmd: p.Command) -> Result:
         for i, m in enumerate(live):
             if m.modseq > qr.modseq:
                 fl = w.flag_list(flag_names(m.flags) + m.keywords)
-                sess.send(w.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, m.uid, fl, m.modseq)))
+                if sess.uidonly:
+                    sess.send(w.untagged(b"%d UIDFETCH (FLAGS %s MODSEQ (%d))" % (m.uid, fl, m.modseq)))
+                else:
+                    sess.send(w.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, m.uid, fl, m.modseq)))
     return ("examine done", "READ-ONLY") if cmd.readonly else ("select done", "READ-WRITE")
 
 

@@ -30,8 +30,18 @@ async def _messages_by_uid(sess: Session) -> dict[int, Message]:
     return {m.uid: m for m in await sess.acc().messages(sess.mailbox, include_expunged=True)}
 
 
+_FLAG_LISTS: dict[tuple[int, tuple[str, ...]], bytes] = {}
+
+
 def _flags(m: Message) -> bytes:
-    return w.flag_list(flag_names(m.flags) + m.keywords)
+    """The FLAGS list of a message; cached, as few combinations occur and Flags arithmetic is slow."""
+    key = (int(m.flags), tuple(m.keywords))
+    v = _FLAG_LISTS.get(key)
+    if v is None:
+        v = w.flag_list(flag_names(m.flags) + m.keywords)
+        if len(_FLAG_LISTS) < 10_000:
+            _FLAG_LISTS[key] = v
+    return v
 
 
 async def close(sess: Session, cmd: p.Command) -> Result:
@@ -84,8 +94,8 @@ async def store(sess: Session, cmd: p.Command) -> Result:
                 continue
             if cmd.silent and u not in changed_uids:
                 continue
-            r = w.FetchResponse(seq)
-            if cmd.uid:
+            r = sess.fetch_response(seq, u)
+            if cmd.uid and not sess.uidonly:
                 r.add(b"UID", b"%d" % u)
             if not cmd.silent:
                 r.add(b"FLAGS", _flags(m))
@@ -239,7 +249,7 @@ async def fetch(sess: Session, cmd: p.Command) -> Result:
     if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
         # RFC 7162 section 3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE.
         await ensure_condstore(sess)
-    if cmd.uid and not any(a.name == "UID" for a in atts):
+    if cmd.uid and not sess.uidonly and not any(a.name == "UID" for a in atts):
         atts.insert(0, p.FetchAtt("UID"))
     if cmd.changedsince is not None and not any(a.name == "MODSEQ" for a in atts):
         # RFC 7162 section 3.1.4.1: CHANGEDSINCE implies MODSEQ.
@@ -278,7 +288,7 @@ async def fetch(sess: Session, cmd: p.Command) -> Result:
         if need_part and m.id not in parts:
             batch = [msgs[x] for _, x in targets[i : i + FETCH_BATCH] if x in msgs]
             parts.update(await acc.parsed_many(batch))
-        r = w.FetchResponse(seq)
+        r = sess.fetch_response(seq, u)
         raw: bytes | None = None
         part: Part | None = parts.pop(m.id, None)
         flags_sent = False

@@ -85,18 +85,15 @@ class _Matcher:
         self.saved = set(sess.search_result)
         self.max_uid = sess.uids[-1] if sess.uids else 0
 
-    async def matches(self, c: _Candidate, k: p.SearchKey) -> bool:
+    def matches(self, c: _Candidate, k: p.SearchKey) -> bool:
         op = k.op
         m = c.msg
         if op == "AND":
-            for sub in k.keys:
-                if not await self.matches(c, sub):
-                    return False
-            return True
+            return all(self.matches(c, sub) for sub in k.keys)
         if op == "OR":
-            return await self.matches(c, k.keys[0]) or await self.matches(c, k.keys[1])
+            return self.matches(c, k.keys[0]) or self.matches(c, k.keys[1])
         if op == "NOT":
-            return not await self.matches(c, k.keys[0])
+            return not self.matches(c, k.keys[0])
         if op in ("ALL", "OLD", "SAVEDATESUPPORTED"):
             return True
         if op in ("NEW", "RECENT"):
@@ -133,14 +130,8 @@ class _Matcher:
         if op in _SAVED_KEYS:
             assert k.date is not None
             return _date_matches(op, datetime.datetime.fromtimestamp(m.savedate, datetime.UTC).date(), k.date)
-        acc = self.sess.acc()
-        if c.part is None:
-            try:
-                c.raw = await asyncio.to_thread(acc.read_message, m)
-            except OSError:
-                return False
-            c.part = await acc.parsed(m)
-        assert c.raw is not None
+        if c.part is None or c.raw is None:
+            return False  # Expunged meanwhile: its file is gone.
         if op in _SENT_KEYS:
             assert k.date is not None
             sent = parse_date(c.part.envelope.date) if c.part.envelope and c.part.envelope.date else None
@@ -163,6 +154,30 @@ class _Matcher:
         raise Bad(f"search key {op} not supported")
 
 
+def _needs_content(k: p.SearchKey) -> bool:
+    """Whether evaluating k reads message files (header, text and sent-date keys)."""
+    if k.op in _HEADER_KEYS or k.op in _SENT_KEYS or k.op in ("BODY", "TEXT"):
+        return True
+    return any(_needs_content(c) for c in k.keys)
+
+
+SEARCH_BATCH = 200
+"""Messages whose files and parsed parts are read together for content search."""
+
+SEARCH_BATCH_BYTES = 32 * 1024 * 1024
+"""Most message bytes held at once for content search."""
+
+
+def _read_files(paths: list[Path]) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for path in paths:
+        try:
+            out.append(path.read_bytes())
+        except OSError:
+            out.append(None)
+    return out
+
+
 def _header_text(value: bytes) -> str:
     """A header value unfolded with RFC 2047 encoded-words decoded, for substring search."""
     return decode_words(unfold(value))
@@ -174,15 +189,29 @@ async def run_search(sess: Session, key: p.SearchKey) -> list[tuple[int, Message
     check_key(sess, key)
     if _uses_modseq(key):
         await ensure_condstore(sess)
-    msgs = {m.uid: m for m in await sess.acc().messages(sess.mailbox, include_expunged=True)}
+    acc = sess.acc()
+    msgs = {m.uid: m for m in await acc.messages(sess.mailbox, include_expunged=True)}
     matcher = _Matcher(sess)
     out: list[tuple[int, Message]] = []
-    for i, u in enumerate(sess.uids):
-        m = msgs.get(u)
-        if m is None:
-            continue
-        if await matcher.matches(_Candidate(i + 1, m), key):
-            out.append((i + 1, m))
+    todo = [(i + 1, msgs[u]) for i, u in enumerate(sess.uids) if u in msgs]
+    if not _needs_content(key):
+        return [(seq, m) for seq, m in todo if matcher.matches(_Candidate(seq, m), key)]
+    # Message files and parsed parts are read in batches: one thread hop and one
+    # database query per batch, with a bounded number of bytes in memory.
+    i = 0
+    while i < len(todo):
+        j, size = i, 0
+        while j < len(todo) and j - i < SEARCH_BATCH and (j == i or size + todo[j][1].size <= SEARCH_BATCH_BYTES):
+            size += todo[j][1].size
+            j += 1
+        batch = todo[i:j]
+        i = j
+        live = [m for _, m in batch if not m.expunged]
+        parts = await acc.parsed_many(live)
+        raws = await asyncio.to_thread(_read_files, [acc.message_path(m.id) for _, m in batch])
+        for (seq, m), raw in zip(batch, raws, strict=True):
+            if matcher.matches(_Candidate(seq, m, parts.get(m.id), raw), key):
+                out.append((seq, m))
     return out
 
 
@@ -235,9 +264,15 @@ async def search(sess: Session, cmd: p.Command) -> Result:
 # SORT and THREAD (RFC 5256), with the algorithms of mox.imapproto.sortthread.
 
 
-def _read_header(path: Path, size: int) -> bytes:
-    with path.open("rb") as f:
-        return f.read(size)
+def _read_headers(items: list[tuple[Path, int]]) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for path, size in items:
+        try:
+            with path.open("rb") as f:
+                out.append(f.read(size))
+        except OSError:
+            out.append(None)
+    return out
 
 
 async def _sort_messages(sess: Session, found: list[tuple[int, Message]], references: bool) -> list[st.SortMessage]:
@@ -248,14 +283,15 @@ async def _sort_messages(sess: Session, found: list[tuple[int, Message]], refere
     for i in range(0, len(found), SORT_BATCH):
         chunk = found[i : i + SORT_BATCH]
         parts = await acc.parsed_many([m for _, m in chunk])
-        for seq, m in chunk:
+        headers: list[bytes | None] = [b""] * len(chunk)
+        if references:
+            headers = await asyncio.to_thread(_read_headers, [(acc.message_path(m.id), parts[m.id].body_offset) for _, m in chunk])
+        for (seq, m), header in zip(chunk, headers, strict=True):
             part = parts[m.id]
             refs: list[str] = []
+            if header is None:
+                continue  # Expunged meanwhile.
             if references:
-                try:
-                    header = await asyncio.to_thread(_read_header, acc.message_path(m.id), part.body_offset)
-                except OSError:
-                    continue  # Expunged meanwhile.
                 refs = [unfold(v) for n, v in part.headers(header) if n.upper() == "REFERENCES"]
             received = datetime.datetime.fromtimestamp(m.received, datetime.UTC)
             out.append(st.SortMessage.from_envelope(seq, m.uid, received, m.size, part.envelope or Envelope(), refs))

@@ -114,6 +114,7 @@ CAPABILITIES_AFTER_AUTH = [
     "ID", f"APPENDLIMIT={APPEND_LIMIT}", "CONDSTORE", "QRESYNC", "STATUS=SIZE", "SAVEDATE", "WITHIN", "NAMESPACE",
     "MULTIAPPEND", "REPLACE", "PREVIEW", "COMPRESS=DEFLATE",
     # Beyond upstream (issue 6): RFC 5256 and RFC 5957.
+    "UIDONLY",
     "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
 ]  # fmt: skip
 
@@ -195,6 +196,7 @@ _AUTH = {
     "APPEND", "IDLE", "NAMESPACE", "COMPRESS",
 }  # fmt: skip
 _SELECTED = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "REPLACE", "SORT", "THREAD"}
+_SEQUENCE = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "REPLACE", "SORT", "THREAD"}
 _DEFER = {"FETCH", "STORE", "SEARCH", "SORT", "THREAD"}  # RFC 9051 section 7.5.1: no EXPUNGE responses during these (non-UID).
 
 
@@ -209,6 +211,9 @@ async def _command(sess: Session, cmd: p.Command) -> Result | None:
     elif name in _SELECTED:
         if sess.mailbox is None:
             raise Bad("no mailbox selected")
+        if sess.uidonly and name in _SEQUENCE and not cmd.name.startswith("UID "):
+            # RFC 9586 section 3.2.
+            raise Bad("cannot use message sequence numbers with UIDONLY", "UIDREQUIRED")
     elif name not in _ANY:
         raise Bad(f"unknown or unsupported command {name}")
     res = await _HANDLERS[name](sess, cmd)
@@ -263,7 +268,10 @@ async def flush(sess: Session) -> None:
                 if seq:
                     names = flag_names(c.flags) + list(c.keywords)
                     ms = b" MODSEQ (%d)" % c.modseq if sess.condstore else b""
-                    sess.send(w.untagged(b"%d FETCH (UID %d FLAGS %s%s)" % (seq, c.uid, w.flag_list(names), ms)))
+                    if sess.uidonly:
+                        sess.send(w.untagged(b"%d UIDFETCH (FLAGS %s%s)" % (c.uid, w.flag_list(names), ms)))
+                    else:
+                        sess.send(w.untagged(b"%d FETCH (UID %d FLAGS %s%s)" % (seq, c.uid, w.flag_list(names), ms)))
             elif isinstance(c, ev.MailboxRenamed):
                 sess.mailbox = c.new_name
             elif isinstance(c, ev.MailboxRemoved):
@@ -275,7 +283,8 @@ async def flush(sess: Session) -> None:
 
 def report_expunged(sess: Session, uids: tuple[int, ...] | list[int]) -> None:
     """EXPUNGE (highest first) or, with QRESYNC, one VANISHED for the known UIDs among uids."""
-    if sess.qresync:
+    if sess.qresync or sess.uidonly:
+        # RFC 9586 section 3.5: UIDONLY reports expunges with VANISHED too.
         known = [u for u in uids if sess.seq_of(u)]
         if known:
             gone = set(known)
@@ -426,7 +435,7 @@ def _account_lookup(sess: Session) -> sasl.CredentialLookup:
 # Authenticated.
 
 
-_ENABLEABLE = {"IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC"}
+_ENABLEABLE = {"IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "UIDONLY"}
 
 
 async def _enable(sess: Session, cmd: p.Command) -> Result:

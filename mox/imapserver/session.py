@@ -38,6 +38,9 @@ WRITE_TIMEOUT = 5 * 60.0
 
 READ_SIZE = 64 * 1024
 
+DRAIN_BELOW = 64 * 1024
+"""Buffered output below this is not waited for; above it, drain() waits for the client to read."""
+
 INFLATE_CHUNK = 1024 * 1024
 """Most decompressed bytes taken from one read at a time (COMPRESS=DEFLATE), so a small
 compressed input cannot make us hold a huge decompressed buffer."""
@@ -115,6 +118,14 @@ class Session:
     def qresync(self) -> bool:
         return "QRESYNC" in self.enabled
 
+    @property
+    def uidonly(self) -> bool:
+        """RFC 9586: no sequence numbers; UIDFETCH and VANISHED instead of FETCH and EXPUNGE."""
+        return "UIDONLY" in self.enabled
+
+    def fetch_response(self, seq: int, uid: int) -> w.FetchResponse:
+        return w.FetchResponse(uid, uidfetch=True) if self.uidonly else w.FetchResponse(seq)
+
     # Output.
 
     def send(self, data: bytes) -> None:
@@ -137,6 +148,11 @@ class Session:
             data = self._deflate.flush(zlib.Z_SYNC_FLUSH)
             if data:
                 self.writer.write(data)
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() <= DRAIN_BELOW and not transport.is_closing():
+            # What we wrote went to the socket, or little is left: no need to wait (and no
+            # timer and task per FETCH response).
+            return
         try:
             await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT)
         except TimeoutError:

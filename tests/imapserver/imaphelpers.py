@@ -20,13 +20,15 @@ class ServerStub:
 class Client:
     """A minimal IMAP client: send a command, get its response lines (literals inline)."""
 
+    timeout = 5.0
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.n = 0
 
     async def line(self) -> bytes:
-        line = await asyncio.wait_for(self.reader.readline(), 5)
+        line = await asyncio.wait_for(self.reader.readline(), self.timeout)
         m = re.search(rb"\{(\d+)\}\r\n\Z", line)
         if m:
             line += await self.reader.readexactly(int(m.group(1)))

@@ -109,3 +109,28 @@ async def test_vanished_needs_qresync(client: Client) -> None:
     assert b" BAD " in r[-1]
     r = await client.cmd("UID FETCH 1:* (FLAGS) (VANISHED)")
     assert b" BAD " in r[-1]
+
+
+async def test_uidonly(port: int, client: Client) -> None:
+    for _ in range(3):
+        await append(client, SIMPLE_MSG)
+    r = await client.cmd("ENABLE UIDONLY")
+    assert r[0] == b"* ENABLED UIDONLY\r\n"
+    await client.cmd("SELECT INBOX")
+    for bad in ("FETCH 1 FLAGS", "STORE 1 +FLAGS (x)", "SEARCH ALL", "COPY 1 Trash", "MOVE 1 Trash", "SORT (DATE) UTF-8 ALL"):
+        r = await client.cmd(bad)
+        assert b"BAD [UIDREQUIRED]" in r[-1], bad
+    r = await client.cmd("UID SEARCH 1:2")
+    assert b"BAD [UIDREQUIRED]" in r[-1]
+    r = await client.cmd("UID FETCH 2:3 (FLAGS)")
+    assert r[:-1] == [b"* 2 UIDFETCH (FLAGS ())\r\n", b"* 3 UIDFETCH (FLAGS ())\r\n"]
+    r = await client.cmd("UID STORE 3 +FLAGS (\\Deleted)")
+    assert r[0] == b"* 3 UIDFETCH (FLAGS (\\Deleted))\r\n"
+    other = await connect(port)
+    await other.cmd("SELECT INBOX")
+    await other.cmd("UID STORE 1 +FLAGS (\\Seen)")
+    other.writer.close()
+    r = await client.cmd("EXPUNGE")
+    assert b"* VANISHED 3\r\n" in r and b"* 1 UIDFETCH (FLAGS (\\Seen))\r\n" in r
+    r = await client.cmd("UID SEARCH ALL")
+    assert r[0] == b"* SEARCH 1 2\r\n"
