@@ -93,9 +93,6 @@ _READ_SIZE = 64 * 1024
 # RFC 5321 section 4.1.1.1: EHLO takes a domain or an address literal; no spaces or controls.
 _EHLO_NAME = re.compile(r"[A-Za-z0-9.-]+|\[[A-Za-z0-9.:]+\]")
 
-# EHLO codes after which we try HELO (RFC 5321 section 4.1.4, as upstream).
-_HELO_FALLBACK_CODES = frozenset({500, 501, 502, 503, 504})
-
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -371,8 +368,9 @@ class Client:
             self.extensions = parse_ehlo(reply.lines)
             self.proto.reader.enhanced_codes = self.extensions.enhancedstatuscodes
             return
-        if reply.code in _HELO_FALLBACK_CODES and helo_ok:
-            # RFC 5321 section 3.2: a server that does not know EHLO answers 5xx; use HELO.
+        if reply.permanent and helo_ok:
+            # RFC 5321 section 3.2 and 4.1.4: a server that does not accept EHLO answers
+            # 500, 501, 502 or 550; we try HELO after any 5xx (upstream: 500-504).
             reply = await self._command("helo", f"HELO {ehlo_hostname}\r\n".encode())
             if reply.code == 250:
                 self.extensions = Extensions(hostname=reply.lines[0].split(" ", 1)[0], ehlo=False)
