@@ -131,3 +131,47 @@ def cmd_tlsrpt_lookup(inv: Invocation) -> None:
     except tlsrpt.RecordLookupError as e:
         raise CommandError(f"tlsrpt lookup for {d.name}: {e}") from None
     print(txt)
+
+
+def _ctl_call(inv: Invocation, name: str, args: list[str]) -> object:
+    from mox.cli.commands import _ctl_path
+    from mox.ctl.client import CtlClient, CtlConnectError, CtlError
+
+    try:
+        client = CtlClient.connect(_ctl_path(inv))
+    except CtlConnectError as e:
+        raise CommandError(f"{e} (sending reports needs a running mox serve, whose queue delivers them)") from None
+    try:
+        return client.call(name, args)
+    except CtlError as e:
+        raise CommandError(str(e)) from None
+    finally:
+        client.close()
+
+
+@command(
+    "dmarc sendreports",
+    params="[end]",
+    nargs=(0, 1),
+    help="""Send DMARC aggregate reports now, as the hourly sender does.
+
+Reports cover the reporting hour ending at end: a Unix time or RFC 3339
+date-time (UTC when without zone), by default the last whole hour. Evaluations
+of domains whose reporting interval ends at that hour are reported and then
+removed. Prints, as JSON, what was done per policy domain.""",
+)
+def cmd_dmarc_sendreports(inv: Invocation) -> None:
+    print(json.dumps(_ctl_call(inv, "dmarc sendreports", inv.args), indent="\t", ensure_ascii=False))
+
+
+@command(
+    "tlsrpt sendreports",
+    params="[yyyy-mm-dd]",
+    nargs=(0, 1),
+    help="""Send TLS reports now, as the daily sender does.
+
+Reports cover the given UTC day, by default yesterday (and results left over
+from earlier days). Prints, as JSON, what was done per policy domain.""",
+)
+def cmd_tlsrpt_sendreports(inv: Invocation) -> None:
+    print(json.dumps(_ctl_call(inv, "tlsrpt sendreports", inv.args), indent="\t", ensure_ascii=False))

@@ -22,7 +22,7 @@ ServerCtlHandler = Callable[["Server", "CtlConn", list[str]], Awaitable[Any]]
 HANDLERS: dict[str, ServerCtlHandler] = {}
 
 # Modules whose import registers ctl commands.
-MODULES = ["mox.store.ctlcommands", "mox.store.importexport_ctl", "mox.serve.ctladmin", "mox.queue.ctlcommands"]
+MODULES = ["mox.store.ctlcommands", "mox.store.importexport_ctl", "mox.serve.ctladmin", "mox.queue.ctlcommands", "mox.tlsrptsend.service"]
 
 
 def ctl_command(name: str) -> Callable[[ServerCtlHandler], ServerCtlHandler]:
