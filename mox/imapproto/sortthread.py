@@ -315,6 +315,12 @@ def _msg_id(s: str, i: int) -> tuple[str, int]:
     return lt + "@" + rt, i
 
 
+# The common case: only plain ids (no quoting, comments or white space inside) and white space.
+_PLAIN_ID = r'<([^<>"()\\@\s\x00]+@[^<>"()\\@\s\x00]+)>'
+_PLAIN_ID_RE = re.compile(_PLAIN_ID)
+_PLAIN_IDS_RE = re.compile(rf"\s*(?:{_PLAIN_ID}\s*)*")
+
+
 def message_ids(value: str) -> list[str]:
     """The valid message-ids in a header value (References, In-Reply-To, Message-ID), normalised.
 
@@ -322,6 +328,13 @@ def message_ids(value: str) -> list[str]:
     comments) is skipped; ids that are not ``id-left "@" id-right`` are left
     out. Case is kept: RFC 5256 compares ids case-sensitively.
     """
+    if _PLAIN_IDS_RE.fullmatch(value):
+        return _PLAIN_ID_RE.findall(value)
+    return _message_ids_parse(value)
+
+
+def _message_ids_parse(value: str) -> list[str]:
+    # The general case of message_ids.
     ids: list[str] = []
     i = 0
     n = len(value)
