@@ -219,3 +219,28 @@ async def test_dmarcdb_send_loop_waits_for_the_hour(tmp_path: Path) -> None:
         assert [m.recipient for m in cap.msgs] == ["dmarc@example.org"]
     finally:
         await db.close()
+
+
+async def test_dmarcdb_send_report_round_trip_to_incoming(tmp_path: Path) -> None:
+    """A report we send about a domain arrives at that domain's reporting address (here: our own domain) and is stored."""
+    from mox.dmarcdb import incoming
+    from mox.dmarcdb.reports import ReportsDB
+
+    cfg, db, cap, rep = await _setup(tmp_path, "mailto:dmarc-reports@moxtest.example")
+    assert isinstance(rep.resolver, MockResolver)
+    rep.resolver.txt["_dmarc.moxtest.example"] = ["v=DMARC1; p=none; rua=mailto:dmarc-reports@moxtest.example"]
+    rdb = await ReportsDB.open(tmp_path / "dmarcrpt.db")
+    try:
+        await db.add(_ev(END - 100, domain="moxtest.example"))
+        (res,) = await rep.send_reports(END)
+        assert res.queued == ["dmarc-reports@moxtest.example"], res
+        out = await incoming.process_incoming_report(
+            cfg, "dmarc-reports@moxtest.example", cap.msgs[0].data, dmarc_pass=True, from_domain=cfg.static.HostnameDomain, db=rdb, now=END + 60
+        )
+        assert out.stored
+        (stored,) = await rdb.records()
+        assert stored.domain == "moxtest.example" and stored.feedback == dmarcrpt.parse_message(cap.msgs[0].data)
+        assert stored.feedback.records[0].row.count == 1
+    finally:
+        await db.close()
+        await rdb.close()

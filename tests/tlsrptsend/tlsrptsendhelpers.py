@@ -17,7 +17,7 @@ _template: Path | None = None
 def report_config(root: Path, *, hostname: str = "localhost") -> Config:
     """mox@localhost with dmarc-reports@localhost (DMARC), tls-reports@localhost (TLSRPT)
     and host-tlsrpt@<hostname> (HostTLSRPT); domain localhost signs with DKIM, and so does the
-    parent domain of another host name (a configured domain too)."""
+    parent domain of another host name (a configured domain too, with the same reporting addresses)."""
     # Keys and certificates are made once per process (that takes most of a second), then copied.
     global _template
     if _template is None:
@@ -39,7 +39,9 @@ def report_config(root: Path, *, hostname: str = "localhost") -> Config:
         dyn.Domains[hostname.split(".", 1)[1]] = model.Domain(
             DKIM=model.DKIM(
                 Selectors={"localserve": model.Selector(PrivateKeyFile="dkim.localserve.privatekey.pkcs8.pem")}, Sign=["localserve"]
-            )
+            ),
+            DMARC=model.DMARC(Localpart="dmarc-reports", Account="mox", Mailbox="DMARC"),
+            TLSRPT=model.TLSRPT(Localpart="tls-reports", Account="mox", Mailbox="TLSRPT"),
         )
     write_file_atomic(path, sconf.write(static, header=model.STATIC_HEADER).encode(), 0o660)
     write_file_atomic(path.parent / "domains.conf", sconf.write(dyn, header=model.DYNAMIC_HEADER).encode(), 0o660)
