@@ -59,6 +59,7 @@ __all__ = [
     "thread_messages",
     "thread_orderedsubject",
     "thread_references",
+    "thread_response",
 ]
 
 SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
@@ -406,6 +407,8 @@ class SortMessage:
     """Whether base subject extraction removed a reply/forward marker."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.references, str):
+            self.references = (self.references,)
         self.arrival = _utc_timestamp(self.internal_date)
         # RFC 5256 section 2.2: the internal date if the Date header cannot be used; a Date
         # without zone is taken as UTC.
@@ -905,6 +908,12 @@ def format_thread(roots: Sequence[ThreadNode], use_uid: bool = False) -> str:
         for k in reversed(kids):
             stack += [")", k, "("]
     return "".join(out)
+
+
+def thread_response(roots: Sequence[ThreadNode], use_uid: bool = False) -> bytes:
+    """The whole untagged response line: ``* THREAD (1 2)(3)\\r\\n``, or ``* THREAD\\r\\n`` for none."""
+    body = format_thread(roots, use_uid)
+    return b"* THREAD " + body.encode("ascii") + b"\r\n" if body else b"* THREAD\r\n"
 
 
 @dataclass(slots=True)
