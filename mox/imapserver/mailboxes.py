@@ -73,7 +73,7 @@ async def select(sess: Session, cmd: p.Command) -> Result:
     if sess.sub is not None:
         sess.sub.pending()  # Older changes are part of the state read now.
     qr = cmd.qresync if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity else None
-    msgs = await acc.messages(mb.name, include_expunged=qr is not None)
+    msgs = await acc.messages_light(mb.name, include_expunged=qr is not None)
     live = [m for m in msgs if not m.expunged]
     sess.mailbox, sess.mailbox_id, sess.uidvalidity = mb.name, mb.id, mb.uidvalidity
     sess.readonly = cmd.readonly

@@ -27,7 +27,7 @@ FETCH_BATCH = 500
 
 async def _messages_by_uid(sess: Session) -> dict[int, Message]:
     assert sess.mailbox is not None
-    return {m.uid: m for m in await sess.acc().messages(sess.mailbox, include_expunged=True)}
+    return {m.uid: m for m in await sess.acc().messages_light(sess.mailbox, include_expunged=True)}
 
 
 _FLAG_LISTS: dict[tuple[int, tuple[str, ...]], bytes] = {}

@@ -190,7 +190,7 @@ async def run_search(sess: Session, key: p.SearchKey) -> list[tuple[int, Message
     if _uses_modseq(key):
         await ensure_condstore(sess)
     acc = sess.acc()
-    msgs = {m.uid: m for m in await acc.messages(sess.mailbox, include_expunged=True)}
+    msgs = {m.uid: m for m in await acc.messages_light(sess.mailbox, include_expunged=True)}
     matcher = _Matcher(sess)
     out: list[tuple[int, Message]] = []
     todo = [(i + 1, msgs[u]) for i, u in enumerate(sess.uids) if u in msgs]

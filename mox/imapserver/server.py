@@ -301,7 +301,7 @@ def report_expunged(sess: Session, uids: tuple[int, ...] | list[int]) -> None:
 
 async def _resync(sess: Session) -> None:
     assert sess.account is not None and sess.mailbox is not None
-    current = [m.uid for m in await sess.account.messages(sess.mailbox)]
+    current = [m.uid for m in await sess.account.messages_light(sess.mailbox)]
     cur = set(current)
     report_expunged(sess, [u for u in sess.uids if u not in cur])
     last = sess.uids[-1] if sess.uids else 0

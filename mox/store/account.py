@@ -825,6 +825,25 @@ class Account:
 
         return await self._db(run)
 
+    async def messages_light(self, mailbox: str, *, include_expunged: bool = False) -> list[Message]:
+        """Messages of a mailbox in UID order, cheaply (IMAP SELECT, FETCH, SEARCH on large mailboxes):
+        only id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords and
+        thread_id are read; the SMTP context and the other thread fields keep their defaults."""
+        mb = await self.mailbox(mailbox)
+
+        def run() -> list[Message]:
+            q = "SELECT id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords, thread_id FROM message WHERE mailbox_id = ?"
+            if not include_expunged:
+                q += " AND expunged = 0"
+            mid = mb.id
+            out = []
+            for r in self.conn.execute(q + " ORDER BY uid", (mid,)):
+                kw = json.loads(r[9]) if r[9] != "[]" else []
+                out.append(Message(r[0], mid, r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], Flags(r[8]), kw, "", "", r[10], [], False, False, False))
+            return out
+
+        return await self._db(run)
+
     async def message_by_id(self, message_id: int) -> Message:
         def run() -> Message:
             r = self.conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)).fetchone()
