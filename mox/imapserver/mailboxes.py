@@ -11,6 +11,7 @@ from mox.imapproto import parse as p
 from mox.imapproto import write as w
 from mox.imapproto.numset import NumSet
 from mox.store.account import NewMessage
+from mox.store.deliver import account_quota
 from mox.store.model import (
     Flags,
     Mailbox,
@@ -323,3 +324,36 @@ async def append(sess: Session, cmd: p.Command) -> Result:
         ]
         uids = [m.uid for m in await acc.add_messages(mb.name, items, create_mailbox=False)]
     return "append done", f"APPENDUID {mb.uidvalidity} {NumSet.from_numbers(uids)}"
+
+
+# QUOTA (RFC 9208): one quota root "" for the whole account, resource STORAGE in KiB.
+
+
+async def _quota_line(sess: Session) -> bytes | None:
+    # The configuration's current quota (an open account keeps the one it was opened with).
+    limit = account_quota(sess.cfg, sess.account_name) if sess.account_name in sess.cfg.dynamic.Accounts else 0
+    if limit <= 0:
+        return None
+    used = sum(mb.counts.size for mb in await sess.acc().mailboxes())
+    # RFC 9208 section 5.1: units of 1024 octets, rounded up.
+    return w.quota("", [("STORAGE", (used + 1023) // 1024, (limit + 1023) // 1024)])
+
+
+async def getquotaroot(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.Mailbox)
+    mb = await _mailbox(sess, cmd.mailbox)
+    sess.send(w.quotaroot(imap_name(mb.name), [""], sess.utf8))
+    line = await _quota_line(sess)
+    if line is not None:
+        sess.send(line)
+    return "getquotaroot done", None
+
+
+async def getquota(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.GetQuota)
+    if cmd.root != "":
+        raise No("unknown quota root", "NONEXISTENT")
+    line = await _quota_line(sess)
+    if line is not None:
+        sess.send(line)
+    return "getquota done", None

@@ -114,7 +114,7 @@ CAPABILITIES_AFTER_AUTH = [
     "ID", f"APPENDLIMIT={APPEND_LIMIT}", "CONDSTORE", "QRESYNC", "STATUS=SIZE", "SAVEDATE", "WITHIN", "NAMESPACE",
     "MULTIAPPEND", "REPLACE", "PREVIEW", "COMPRESS=DEFLATE",
     # Beyond upstream (issue 6): RFC 5256 and RFC 5957.
-    "UIDONLY",
+    "UIDONLY", "QUOTA", "QUOTA=RES-STORAGE",
     "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
 ]  # fmt: skip
 
@@ -193,7 +193,7 @@ _ANY = {"CAPABILITY", "NOOP", "LOGOUT", "ID"}
 _NOT_AUTH = {"LOGIN", "AUTHENTICATE", "STARTTLS"}
 _AUTH = {
     "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
-    "APPEND", "IDLE", "NAMESPACE", "COMPRESS",
+    "APPEND", "IDLE", "NAMESPACE", "COMPRESS", "GETQUOTA", "GETQUOTAROOT",
 }  # fmt: skip
 _SELECTED = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "REPLACE", "SORT", "THREAD"}
 _SEQUENCE = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "REPLACE", "SORT", "THREAD"}
@@ -553,6 +553,8 @@ _HANDLERS: dict[str, Callable[[Session, p.Command], Awaitable[Result | None]]] =
     "FETCH": messages.fetch,
     "REPLACE": messages.replace,
     "SEARCH": search.search,
+    "GETQUOTA": mailboxes.getquota,
+    "GETQUOTAROOT": mailboxes.getquotaroot,
     "SORT": search.sort,
     "THREAD": search.thread,
 }

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 
-from imaphelpers import SIMPLE_MSG, Client, append
+from imaphelpers import SIMPLE_MSG, Client, append, connect
+
+from mox.config.load import Config
 
 B64_MSG = (
     b"From: a@example.org\r\n"
@@ -158,3 +160,20 @@ async def test_replace(client: Client) -> None:
     assert b"NO [TRYCREATE]" in r[-1]
     r = await client.cmd("STATUS INBOX (MESSAGES)")
     assert r[0] == b"* STATUS INBOX (MESSAGES 2)\r\n"
+
+
+async def test_quota(port: int, cfg: Config) -> None:
+    c = await connect(port)
+    r = await c.cmd("GETQUOTAROOT INBOX")
+    assert r[:-1] == [b'* QUOTAROOT INBOX ""\r\n']  # No quota configured.
+    r = await c.cmd('GETQUOTA ""')
+    assert r == [b"t3 OK getquota done\r\n"]
+    cfg.dynamic.Accounts["mox"].QuotaMessageSize = 10_000
+    c2 = await connect(port)
+    await append(c2, SIMPLE_MSG)
+    r = await c2.cmd("GETQUOTAROOT INBOX")
+    assert r[:-1] == [b'* QUOTAROOT INBOX ""\r\n', b'* QUOTA "" (STORAGE 1 10)\r\n']
+    r = await c2.cmd('GETQUOTA "other"')
+    assert b" NO " in r[-1]
+    r = await c2.cmd("GETQUOTAROOT Nonexistent")
+    assert b"NO [NONEXISTENT]" in r[-1]
