@@ -143,6 +143,50 @@ def drop_privileges(uid: int, gid: int) -> None:
     os.umask(UMASK)
 
 
+def searchable_by(path: Path, uid: int, gid: int) -> Path | None:
+    """The first directory on the way to path (itself included) that uid/gid cannot enter, or None."""
+    groups = {gid}
+    try:
+        groups.update(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+    except KeyError:
+        pass
+    p = Path(path).absolute()
+    for d in [*reversed(p.parents), p]:
+        try:
+            st = os.stat(d)
+        except OSError:
+            return d
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if stat.S_ISDIR(st.st_mode) and not st.st_mode & bit:
+            return d
+    return None
+
+
+def check_python_readable(uid: int, gid: int) -> None:
+    """Fail clearly when the user cannot read the Python installation or mox itself.
+
+    After the switch, modules imported later would otherwise fail in odd
+    places, e.g. with Python installed under /root.
+
+    Raises:
+        PrivilegeError: naming the directory that is in the way.
+    """
+    import mox
+
+    for what, path in (("the Python standard library", Path(os.__file__).parent), ("mox", Path(mox.__file__).parent)):
+        blocked = searchable_by(path, uid, gid)
+        if blocked is not None:
+            raise PrivilegeError(
+                f"uid {uid} cannot read {what} in {path}: directory {blocked} is not searchable for it; install Python "
+                "and mox where that user can read them, or start mox as that user"
+            )
+
+
 def start_as_root(cfg: Config) -> Prebound | None:
     """The root part of ``mox serve``: certificates, sockets, permissions, then the switch to ``User``.
 
@@ -163,6 +207,7 @@ def start_as_root(cfg: Config) -> Prebound | None:
         uid=uid,
         gid=gid,
     )
+    check_python_readable(uid, gid)
     pre = Prebound()
     try:
         data_dir = cfg.data_dir
@@ -170,10 +215,10 @@ def start_as_root(cfg: Config) -> Prebound | None:
         if not cfg.static.NoFixPermissions:
             pre.changes = fix_permissions(cfg.config_dir, data_dir, uid)
         for i, ep in enumerate(plan_endpoints(cfg)):
-            if ep.listener not in pre.contexts:
+            tls = cfg.static.Listeners[ep.listener].TLS
+            # KeyCerts are read now; certificates from ACME come later from the data directory.
+            if ep.listener not in pre.contexts and not (tls is not None and tls.ACME):
                 pre.contexts[ep.listener] = tls_context(cfg, ep.listener)
-            if ep.tls and pre.contexts[ep.listener] is None:
-                continue
             pre.sockets[i] = bind_endpoint(ep)
         drop_privileges(uid, gid)
     except BaseException:

@@ -32,6 +32,7 @@ from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
 from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
 from mox.dns import Resolver, StubResolver, set_default_resolver
+from mox.privileges import PrivilegeError
 from mox.queue import Queue, open_queue, server_deliverer
 from mox.serve import ctlregistry, services
 from mox.serve.features import not_implemented_features
@@ -84,6 +85,8 @@ class Server:
         self._ctl: CtlServer | None = None
         self._edit_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
+        # Sockets and TLS contexts prepared as root (mox.privileges.Prebound), used by _open_listeners.
+        self._prebound: Any = None
         self._dyn_signature = self._domains_signature()
         self.pid_path = cfg.data_dir / "mox.pid"
         self.queue: Queue | None = None
@@ -101,6 +104,11 @@ class Server:
 
     async def start(self) -> None:
         """Open listeners and the ctl socket. Raises ListenError or OSError with a clear message."""
+        from mox.privileges import start_as_root
+
+        # Started as root: bind every listener, fix ownership and permissions of config/ and data/, then
+        # continue as the configured User, before any data is opened (mox.privileges). None otherwise.
+        self._prebound = start_as_root(self.cfg)
         data_dir = self.cfg.data_dir
         data_dir.mkdir(mode=0o770, parents=True, exist_ok=True)
         from mox.imapserver.server import register as register_imap
@@ -126,6 +134,8 @@ class Server:
                 self.autotls = AutoTLS(self.cfg)
             await self._open_listeners()
         except BaseException:
+            if self._prebound is not None:
+                self._prebound.close()
             await self._close_listeners()
             await self.queue.close()
             await ctl.close()
@@ -142,10 +152,14 @@ class Server:
 
     async def _open_listeners(self) -> None:
         contexts: dict[str, ssl.SSLContext | None] = {}
-        for ep in plan_endpoints(self.cfg):
+        pre = self._prebound
+        for i, ep in enumerate(plan_endpoints(self.cfg)):
             if ep.listener not in contexts:
                 acme = self.cfg.static.Listeners[ep.listener].TLS
-                if self.autotls is not None and acme is not None and acme.ACME:
+                if pre is not None and ep.listener in pre.contexts:
+                    # Certificate files were read as root.
+                    contexts[ep.listener] = pre.contexts[ep.listener]
+                elif self.autotls is not None and acme is not None and acme.ACME:
                     contexts[ep.listener] = self.autotls.server_context(acme.ACME)
                 else:
                     contexts[ep.listener] = tls_context(self.cfg, ep.listener)
@@ -154,7 +168,9 @@ class Server:
                 # Only possible with ACME-only TLS, which comes with automatic TLS.
                 log.error("no static TLS certificate and ACME is not implemented yet, not listening", endpoint=ep.describe())
                 continue
-            sock = bind_endpoint(ep)
+            sock = pre.sockets.pop(i, None) if pre is not None else None
+            if sock is None:
+                sock = bind_endpoint(ep)
             try:
                 if ep.kind == "HTTP":
                     await self._start_http(ep, sock, ctx if ep.tls else None)
@@ -164,6 +180,9 @@ class Server:
                 sock.close()
                 raise
             log.info("listening", endpoint=ep.describe())
+        if pre is not None:
+            # Sockets of endpoints that were skipped.
+            pre.close()
 
     async def _start_mail(self, ep: Endpoint, sock: socket.socket, ctx: ssl.SSLContext | None) -> None:
         handler = services.HANDLERS[ep.kind]
@@ -410,7 +429,7 @@ def run_serve(config_path: str | os.PathLike[str], *, loglevel: str = "", pedant
     server = Server(cfg, loglevel_override=loglevel)
     try:
         asyncio.run(server.run())
-    except ListenError as e:
+    except (ListenError, PrivilegeError) as e:
         sys.stderr.write(f"mox: {e}\n")
         return 1
     except OSError as e:
