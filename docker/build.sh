@@ -27,4 +27,6 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$here/Dockerfile" "$ctx/"
 "$py" -m pip wheel -q --disable-pip-version-check --wheel-dir "$ctx/wheels" "$repo"
+mkdir "$ctx/moxmail-wheel"
+mv "$ctx"/wheels/moxmail-*.whl "$ctx/moxmail-wheel/"
 "$engine" build -t "$tag" "$ctx"
