@@ -271,7 +271,7 @@ _results = st.builds(
 _reports = st.builds(Report, _text, _times, _times, _text, _text.filter(bool), st.lists(_results, max_size=3))
 
 
-@settings(max_examples=30)
+@settings(max_examples=30, deadline=None)
 @given(_reports)
 def test_tlsrpt_report_round_trip(rep: Report) -> None:
     doc = rep.to_json()
