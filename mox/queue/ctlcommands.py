@@ -156,7 +156,6 @@ async def queue_list(q: Queue, cfg: Config, args: list[str]) -> str:
         out.append(
             f"{m.id:5d} {_go_time(m.queued)} from:{m.sender_address or '<>'} to:{m.recipient_address} "
             f"next {_go_duration(m.next_attempt - now)} last {last} error {_q(lr.error if lr else '')}"
-            + (" (hold)" if m.hold else "")
         )
     if not msgs:
         out.append("(none)")
