@@ -92,17 +92,23 @@ def test_readme_command_serves_smtp_submission_imap(readme_localserve: Localserv
         )
     with smtplib.SMTP("127.0.0.1", ls.ports.submission) as s:
         s.login("mox@localhost", "moxmoxmox")
-        s.sendmail(
-            "mox@localhost", ["mox@localhost"], MESSAGE.format(frm="mox@localhost", subject="submitted")
-        )
+        s.sendmail("mox@localhost", ["mox@localhost"], MESSAGE.format(frm="mox@localhost", subject="submitted"))
+        # Outgoing mail does not leave the machine: it is delivered to the local account.
+        s.sendmail("mox@localhost", ["someone@example.com"], MESSAGE.format(frm="mox@localhost", subject="outgoing"))
     with imaplib.IMAP4("127.0.0.1", ls.ports.imap) as c:
         c.login("mox@localhost", "moxmoxmox")
-        c.select("Inbox")
-        typ, data = c.search(None, "ALL")
-        assert typ == "OK" and len(data[0].split()) == 2
-        typ, fetched = c.fetch("1:2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        deadline = time.monotonic() + 15
+        while True:
+            c.select("Inbox")
+            typ, data = c.search(None, "ALL")
+            assert typ == "OK"
+            if len(data[0].split()) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(data[0].split()) == 3, ls.log()
+        typ, fetched = c.fetch("1:3", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         subjects = b"".join(part[1] for part in fetched if isinstance(part, tuple))
-        assert b"incoming" in subjects and b"submitted" in subjects
+        assert b"incoming" in subjects and b"submitted" in subjects and b"outgoing" in subjects
     # The CLI reaches the server through the ctl socket in the directory.
     r = run_mox(ls.root / "mox.conf", "stop")
     assert r.returncode == 0, r.stderr

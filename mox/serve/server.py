@@ -128,7 +128,13 @@ class Server:
         self._ctl = ctl
         # The outgoing queue, before the listeners: submissions go into it.
         self.queue = await open_queue(data_dir, lambda: self.cfg)
-        self.queue.start(server_deliverer(lambda: self.cfg))
+        if self.localserve:
+            # Outgoing mail goes to the local account, nothing leaves the machine.
+            from mox.localserve.deliver import make_deliverer
+
+            self.queue.start(make_deliverer(lambda: self.cfg))
+        else:
+            self.queue.start(server_deliverer(lambda: self.cfg))
         try:
             if self.cfg.static.ACME:
                 self.autotls = AutoTLS(self.cfg)
