@@ -54,6 +54,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 INTEROP = REPO / "interop"
 LABEL = "moxmail.interop"
+# The PID of the process that owns a run's containers and network: leftovers are those whose owner is gone.
+LABEL_PID = "moxmail.interop.pid"
 CACHE = Path(os.environ.get("MOX_CONTAINERS_CACHE", "/var/cache/moxmail-containers"))
 BASE_IMAGE = "localhost/debian:bookworm-slim"
 
@@ -107,16 +109,37 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _owner_alive(labels: dict[str, str] | None) -> bool:
+    """Whether the process that created a container or network (label moxmail.interop.pid) still runs."""
+    try:
+        pid = int((labels or {}).get(LABEL_PID, ""))
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_leftovers() -> None:
-    """Remove containers and networks of earlier (crashed) runs, found by our label only."""
-    ids = podman("ps", "-a", "-q", "--filter", f"label={LABEL}=1").stdout.split()
+    """Remove containers and networks of earlier runs whose process is gone, found by our label only.
+
+    Those of a run still going on (another test session, ``interop/run.sh up``) are left alone.
+    """
+    import json
+
+    cs = json.loads(podman("ps", "-a", "--filter", f"label={LABEL}=1", "--format", "json").stdout or "[]")
+    ids = [c["Id"] for c in cs if not _owner_alive(c.get("Labels"))]
     if ids:
         log(f"removing {len(ids)} leftover container(s)")
         podman("rm", "-f", "-t", "0", *ids, check=False)
-    nets = podman("network", "ls", "-q", "--filter", f"label={LABEL}=1").stdout.split()
-    if nets:
-        log(f"removing {len(nets)} leftover network(s)")
-        podman("network", "rm", "-f", *nets, check=False)
+    names = podman("network", "ls", "--filter", f"label={LABEL}=1", "--format", "{{.Name}}").stdout.split()
+    if names:
+        nets = json.loads(podman("network", "inspect", *names).stdout or "[]")
+        stale = [n["name"] for n in nets if not _owner_alive(n.get("labels"))]
+        if stale:
+            log(f"removing {len(stale)} leftover network(s)")
+            podman("network", "rm", "-f", *stale, check=False)
 
 
 def host_on_bridge(network: str, gateway: str, prefixlen: int, targets: list[str]) -> str:
@@ -512,6 +535,29 @@ class Network:
         wait_for(f"postfix maillog line containing {text!r}", lambda: text in self.postfix_log(), timeout, self.all_logs)
         return self.postfix_log()
 
+    def env_text(self) -> str:
+        """Shell variable assignments describing the running network, for other suites and people."""
+        import shlex
+
+        v: dict[str, str] = {
+            "MOX_INTEROP_STATE": str(self.state),
+            "MOX_INTEROP_SUBNET": str(self.subnet),
+            "MOX_INTEROP_CA": str(self.ca_file),
+            "MOX_INTEROP_RESOLVER": f"{self.ip('dns')}:53",
+            "MOX_INTEROP_MOX2_CONFIG": str(self.state / "mox2" / "config" / "mox.conf"),
+            "MOX_INTEROP_POSTFIX_MAILLOG": str(self.state / "postfix" / "maillog"),
+        }
+        for h in self.hosts.values():
+            key = h.name.upper()
+            v[f"MOX_INTEROP_{key}_IP"] = h.ip
+            v[f"MOX_INTEROP_{key}_HOSTNAME"] = h.hostname
+            if h.container is not None:
+                v[f"MOX_INTEROP_{key}_CONTAINER"] = h.container.get_wrapped_container().name
+        for name, (addr, pw) in MOX2_ACCOUNTS.items():
+            v[f"MOX_INTEROP_MOX2_{name.upper()}_ADDRESS"] = addr
+            v[f"MOX_INTEROP_MOX2_{name.upper()}_PASSWORD"] = pw
+        return "".join(f"{k}={shlex.quote(x)}\n" for k, x in v.items())
+
     def all_logs(self) -> str:
         parts = []
         for h in self.hosts.values():
@@ -816,18 +862,26 @@ def start_network(state: Path) -> Iterator[Network]:
         os.environ["DOCKER_HOST"] = svc.url
         stack.callback(lambda: os.environ.pop("DOCKER_HOST", None) if old_env is None else os.environ.update(DOCKER_HOST=old_env))
 
-        subnet = free_subnet()
-        base = int(subnet.network_address)
-        ips = {h: str(ipaddress.IPv4Address(base + off)) for h, off in OFFSETS.items()}
-        tcnet = TCNetwork(
-            docker_network_kw={
-                "internal": True,
-                "labels": {LABEL: "1"},
-                "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=ips["gateway"])]),
-            }
-        )
-        tcnet.name = f"moxmail-interop-{os.getpid()}"
-        tcnet.create()
+        # Each run gets its own /26; a concurrent run may take the one found free first: try again.
+        for attempt in range(len(SUBNETS)):
+            subnet = free_subnet()
+            base = int(subnet.network_address)
+            ips = {h: str(ipaddress.IPv4Address(base + off)) for h, off in OFFSETS.items()}
+            tcnet = TCNetwork(
+                docker_network_kw={
+                    "internal": True,
+                    "labels": {LABEL: "1", LABEL_PID: str(os.getpid())},
+                    "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=ips["gateway"])]),
+                }
+            )
+            tcnet.name = f"moxmail-interop-{os.getpid()}"
+            try:
+                tcnet.create()
+                break
+            except Exception as e:
+                if attempt == len(SUBNETS) - 1:
+                    raise InteropError(f"creating network on {subnet}: {e}") from e
+                time.sleep(0.5)
         stack.callback(tcnet.remove)
         timings["net-create"] = time.monotonic() - t1
 
@@ -856,7 +910,7 @@ def start_network(state: Path) -> Iterator[Network]:
         def container(h: Host, image: str, **kw: Any) -> Any:
             c = DockerContainer(image).with_name(f"moxmail-interop-{os.getpid()}-{h.name}")
             c = c.with_kwargs(
-                labels={LABEL: "1"},
+                labels={LABEL: "1", LABEL_PID: str(os.getpid())},
                 hostname=h.hostname,
                 dns=[ips["dns"]],
                 dns_opt=["trust-ad"],
@@ -913,3 +967,41 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     state = tmp_path_factory.mktemp("interop")
     with start_network(state) as net:
         yield net
+
+
+def main(argv: list[str]) -> int:
+    """``interop_net.py serve STATE``: bring the network up, write STATE/env, keep it up until
+    SIGTERM/SIGINT, then take it down (used by interop/run.sh). ``interop_net.py cleanup``: remove
+    leftovers of runs whose process is gone."""
+    import signal
+
+    if argv[:1] == ["cleanup"]:
+        remove_leftovers()
+        return 0
+    if len(argv) != 2 or argv[0] != "serve":
+        sys.stderr.write("usage: interop_net.py serve STATE | cleanup\n")
+        return 2
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    state = Path(argv[1])
+    state.mkdir(parents=True, exist_ok=True)
+    try:
+        with start_network(state) as net:
+            write(state / "env", net.env_text())
+            log(f"up; environment in {state / 'env'}")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        (state / "env").unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as a script from anywhere: the project's modules come from the repository.
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main(sys.argv[1:]))

@@ -12,7 +12,16 @@ import re
 import time
 import uuid
 
-from interop_net import MOX2_ACCOUNTS, MOX2_DOMAIN, MOX2_HOST, POSTFIX_DOMAIN, Network, dns_query, interop
+from interop_net import (
+    MOX2_ACCOUNTS,
+    MOX2_DOMAIN,
+    MOX2_HOST,
+    POSTFIX_DOMAIN,
+    Network,
+    dns_query,
+    interop,
+    smtp_banner,
+)
 
 from mox import dkim, spf
 from mox.dns import StubResolver
@@ -133,3 +142,16 @@ def test_interop_imap_login_refused_without_tls(interop: Network) -> None:
         assert "LOGINDISABLED" in im.capabilities and "STARTTLS" in im.capabilities
     finally:
         im.shutdown()
+
+
+def test_interop_mox_serve_runs_as_mox(interop: Network) -> None:
+    """Started as root in the container (the image's default), `mox serve` bound port 25 and then
+    switched to user mox; its data files are owned by mox."""
+    _code, out = interop.exec(
+        "mox2",
+        ["sh", "-c", "id -u mox; awk '/^Uid:/ {print $2, $3}' /proc/1/status; stat -c %u /mox/data/accounts/mjl/index.db /mox/config/mox.conf"],
+    )
+    mox_uid, proc_uids, db_owner, conf_owner = out.split("\n")[:4]
+    assert mox_uid != "0" and proc_uids == f"{mox_uid} {mox_uid}", out  # real and effective uid of PID 1, mox serve
+    assert db_owner == mox_uid and conf_owner == mox_uid, out
+    assert smtp_banner(interop.ip("mox2"), 25)  # a port below 1024, bound before the switch
