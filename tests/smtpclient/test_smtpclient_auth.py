@@ -208,3 +208,38 @@ async def test_smtp_auth_failures(cert: CertFiles) -> None:
                 auth=AuthConfig(USER, PASSWORD, mechanisms=["CRAM-MD5"]),
                 timeouts=FAST,
             )
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+async def test_no_secrets_in_trace(cert: CertFiles, mech: str) -> None:
+    import io
+
+    from mox import mlog
+
+    out = io.StringIO()
+    levels = mlog.get_config()
+    mlog.set_output(out)
+    mlog.set_config({"": mlog.Level.TRACE})
+    try:
+        fake = FakeServer(tls=server_context(cert), auth=[mech], auth_lookup=lookup)
+        async with serve(fake) as (_srv, port):
+            c = await connect(
+                "127.0.0.1",
+                port,
+                ehlo_hostname="client.example",
+                tls=TLSConfig(server_name="smarthost.example"),
+                auth=AuthConfig(USER, PASSWORD),
+                timeouts=FAST,
+            )
+            await c.deliver("a@example.com", ["b@example.org"], b"Subject: secret body\r\n\r\nx\r\n")
+            await c.close()
+    finally:
+        mlog.set_output(None)
+        mlog.set_config(levels)
+    text = out.getvalue()
+    assert "LC: EHLO client.example" in text  # Tracing was on.
+    assert "remote=127.0.0.1:" in text
+    assert "LC: ***" in text
+    for secret in (PASSWORD, base64.b64encode(PASSWORD.encode()).decode()[:12], "secret body"):
+        assert secret not in text
+    assert base64.b64encode(f"\x00{USER}\x00{PASSWORD}".encode()).decode() not in text

@@ -137,10 +137,10 @@ async def test_several_messages_per_connection() -> None:
     assert sum(1 for cmd in srv.commands if cmd == "RSET") == 1
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-async def test_some_recipients_refused(pipelining: bool) -> None:
+@pytest.mark.parametrize("exts", [["PIPELINING"], [], ["PIPELINING", "CHUNKING"], ["CHUNKING"]])
+async def test_some_recipients_refused(exts: list[str]) -> None:
     fake = FakeServer(
-        extensions=["PIPELINING", "ENHANCEDSTATUSCODES"] if pipelining else ["ENHANCEDSTATUSCODES"],
+        extensions=[*exts, "ENHANCEDSTATUSCODES"],
         rcpt_replies={
             "perm@example.org": b"550 5.1.1 unknown user\r\n",
             "temp@example.org": b"450 4.2.1 try later\r\n",
