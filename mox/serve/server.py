@@ -365,6 +365,10 @@ class Server:
         if self.queue is not None:
             # Deliveries in flight get a grace period; DSNs they produce go into accounts closed below.
             await self.queue.close()
+            closer = getattr(self.queue.deliverer, "close", None)
+            if closer is not None:
+                # Pooled SMTP connections, the MTA-STS cache.
+                await closer()
         if self.autotls is not None:
             await self.autotls.close()
         # Pending deliveries commit, then every account database closes.

@@ -9,15 +9,8 @@ import pytest
 
 from mox.dns.domain import parse_domain
 from mox.dns.mock import MockResolver
-from mox.dns.resolver import MX, TLSA
-from mox.queue.remote import (
-    HostPref,
-    RouteError,
-    gather_destinations,
-    gather_ips,
-    gather_tlsa,
-    usable_tlsa,
-)
+from mox.dns.resolver import MX
+from mox.queue.remote import HostPref, RouteError, gather_destinations, gather_ips
 
 D = parse_domain
 
@@ -104,76 +97,3 @@ async def test_gather_ips_follows_cname() -> None:
     ips = await gather_ips(r, HostPref(D("mx.example.org"), None, 10))
     assert ips.expanded == D("real.example.net")
     assert ips.ips == [ipaddress.ip_address("198.51.100.2")]
-
-
-def _tlsa(usage: int = 3, sel: int = 1, mt: int = 1, n: int = 32) -> TLSA:
-    return TLSA(usage, sel, mt, b"\x01" * n)
-
-
-def test_usable_tlsa_filters_pkix_and_bad_lengths() -> None:
-    good = [_tlsa(3, 1, 1), _tlsa(2, 0, 2, 64), _tlsa(3, 0, 0, 100)]
-    bad = [_tlsa(0, 1, 1), _tlsa(1, 1, 1), _tlsa(3, 2, 1), _tlsa(3, 1, 1, 31), _tlsa(3, 1, 5)]
-    assert usable_tlsa(good + bad) == good
-
-
-async def test_gather_tlsa_authentic_records_make_dane_required() -> None:
-    r = MockResolver(
-        a={"mx.example.org": ["198.51.100.1"]}, tlsa={"_25._tcp.mx.example.org": [_tlsa()]}, all_authentic=True
-    )
-    h = HostPref(D("mx.example.org"), None, 10)
-    ips = await gather_ips(r, h)
-    t = await gather_tlsa(r, D("mx.example.org"), ips)
-    assert t.required and t.records == [_tlsa()]
-    assert t.base_domain == D("mx.example.org")
-
-
-async def test_gather_tlsa_insecure_or_absent_means_no_dane() -> None:
-    r = MockResolver(a={"mx.example.org": ["198.51.100.1"]}, tlsa={"_25._tcp.mx.example.org": [_tlsa()]})
-    ips = await gather_ips(r, HostPref(D("mx.example.org"), None, 10))
-    assert not (await gather_tlsa(r, D("mx.example.org"), ips)).required
-
-    r2 = MockResolver(a={"mx.example.org": ["198.51.100.1"]}, all_authentic=True)
-    ips2 = await gather_ips(r2, HostPref(D("mx.example.org"), None, 10))
-    t = await gather_tlsa(r2, D("mx.example.org"), ips2)
-    assert not t.required and t.records == []
-
-
-async def test_gather_tlsa_lookup_failure_requires_dane() -> None:
-    r = MockResolver(a={"mx.example.org": ["198.51.100.1"]}, all_authentic=True)
-    r.fail["tlsa _25._tcp.mx.example.org"] = "temporary"
-    ips = await gather_ips(r, HostPref(D("mx.example.org"), None, 10))
-    t = await gather_tlsa(r, D("mx.example.org"), ips)
-    assert t.required and t.records == [] and t.error
-
-
-async def test_gather_tlsa_only_unusable_records() -> None:
-    r = MockResolver(
-        a={"mx.example.org": ["198.51.100.1"]}, tlsa={"_25._tcp.mx.example.org": [_tlsa(1)]}, all_authentic=True
-    )
-    ips = await gather_ips(r, HostPref(D("mx.example.org"), None, 10))
-    t = await gather_tlsa(r, D("mx.example.org"), ips)
-    assert t.required and t.records == [] and not t.error
-
-
-async def test_gather_tlsa_expanded_name_first() -> None:
-    r = MockResolver(
-        cname={"mx.example.org": "real.example.net"},
-        a={"real.example.net": ["198.51.100.2"]},
-        tlsa={"_25._tcp.real.example.net": [_tlsa(2, 1, 1)], "_25._tcp.mx.example.org": [_tlsa()]},
-        all_authentic=True,
-    )
-    ips = await gather_ips(r, HostPref(D("mx.example.org"), None, 10))
-    t = await gather_tlsa(r, D("mx.example.org"), ips)
-    assert t.base_domain == D("real.example.net") and t.records == [_tlsa(2, 1, 1)]
-
-
-def test_tlsa_names() -> None:
-    from mox.queue.remote import tlsa_names
-
-    mx, exp = D("mx.example.org"), D("real.example.net")
-    dom = D("example.org")
-    assert tlsa_names(True, True, True, dom, dom, mx, exp) == [exp, mx, dom]
-    assert tlsa_names(True, True, False, dom, dom, mx, mx) == [mx, dom]
-    assert tlsa_names(True, False, True, dom, dom, mx, mx) == [dom]
-    assert tlsa_names(False, True, True, dom, dom, dom, dom) == [dom]
-    assert tlsa_names(False, True, True, dom, dom, dom, exp) == [exp, dom]
