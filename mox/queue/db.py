@@ -208,6 +208,8 @@ class QueueDB:
         self.now = now
         self._conn: sqlite3.Connection | None = None
         self._made_dirs: set[Path] = set()
+        self._dirty_dirs: set[Path] = set()
+        self._renamed: list[tuple[Path, Path]] = []
         self._tmp_seq = 0
 
     @property
@@ -328,48 +330,87 @@ class QueueDB:
         recipient on the sender account's suppression list refuses the whole
         submission (Suppressed). Returns the ids.
         """
+        return self.run_group([lambda c: self.add_tx(c, tmp_path, rows, check_suppression)])[0].result()
+
+    def add_tx(self, c: sqlite3.Connection, tmp_path: Path, rows: list[dict[str, Any]], check_suppression: bool) -> list[int]:
+        """The part of add inside a transaction (see run_group): rows inserted, file renamed into place.
+
+        If the transaction does not commit, the caller removes the file again (see add_cleanup).
+        """
         if not rows:
             raise QueueError("must queue at least one recipient")
-        dst: Path | None = None
+        if check_suppression:
+            suppressed = []
+            for r in rows:
+                if r["sender_account"] and self._suppressed(c, r["sender_account"], r["recipient_localpart"], r["recipient_domain"]):
+                    suppressed.append(f"{r['recipient_localpart']}@{r['recipient_domain']}")
+            if suppressed:
+                raise Suppressed(suppressed)
+        rules = self._holdrules(c)
+        ids: list[int] = []
+        cols = list(rows[0].keys())
+        sql = f"INSERT INTO msg (base_id, hold, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))}) RETURNING id"
+        base_id = 0
+        for r in rows:
+            hold = any(h.matches(r["sender_account"], r["sender_domain"], r["recipient_domain"]) for h in rules)
+            (mid,) = c.execute(sql, (base_id, int(hold), *[r[k] for k in cols])).fetchone()
+            if not base_id:
+                base_id = mid
+                c.execute("UPDATE msg SET base_id = ? WHERE id = ?", (mid, mid))
+            ids.append(mid)
+        dst = self.message_path(base_id)
+        if dst.exists():
+            # Left by a crash between rename and commit with an id SQLite then reused.
+            dst.unlink()
+        if dst.parent not in self._made_dirs:
+            dst.parent.mkdir(mode=0o770, exist_ok=True)
+            self._dirty_dirs.add(self.dir)
+            self._made_dirs.add(dst.parent)
+        os.rename(tmp_path, dst)
+        self._dirty_dirs.add(dst.parent)
+        self._renamed.append((tmp_path, dst))
+        return ids
+
+    def run_group(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[GroupResult]:
+        """Run several independent changes in one transaction (group commit): one commit and one fsync
+        per directory for all of them. Each runs in a savepoint: one failing does not affect the others.
+        Files renamed into place by add_tx are moved out again when the transaction does not commit.
+        """
+        out: list[GroupResult] = []
+        self._dirty_dirs = set()
+        self._renamed = []
         try:
             with self.tx() as c:
-                if check_suppression:
-                    suppressed = []
-                    for r in rows:
-                        if r["sender_account"] and self._suppressed(c, r["sender_account"], r["recipient_localpart"], r["recipient_domain"]):
-                            suppressed.append(f"{r['recipient_localpart']}@{r['recipient_domain']}")
-                    if suppressed:
-                        raise Suppressed(suppressed)
-                rules = self._holdrules(c)
-                ids: list[int] = []
-                cols = list(rows[0].keys())
-                sql = f"INSERT INTO msg (base_id, hold, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))}) RETURNING id"
-                base_id = 0
-                for r in rows:
-                    hold = any(h.matches(r["sender_account"], r["sender_domain"], r["recipient_domain"]) for h in rules)
-                    (mid,) = c.execute(sql, (base_id, int(hold), *[r[k] for k in cols])).fetchone()
-                    if not base_id:
-                        base_id = mid
-                        c.execute("UPDATE msg SET base_id = ? WHERE id = ?", (mid, mid))
-                    ids.append(mid)
-                dst = self.message_path(base_id)
-                if dst.exists():
-                    # Left by a crash between rename and commit with an id SQLite then reused.
-                    dst.unlink()
-                if dst.parent not in self._made_dirs:
-                    dst.parent.mkdir(mode=0o770, exist_ok=True)
-                    _fsync_dir(self.dir)
-                    self._made_dirs.add(dst.parent)
-                os.rename(tmp_path, dst)
-                _fsync_dir(dst.parent)
+                for fn in fns:
+                    before = len(self._renamed)
+                    c.execute("SAVEPOINT g")
+                    try:
+                        out.append(GroupResult(fn(c), None))
+                        c.execute("RELEASE g")
+                    except Exception as e:
+                        c.execute("ROLLBACK TO g")
+                        c.execute("RELEASE g")
+                        out.append(GroupResult(None, e))
+                        # This change's file goes away; the others stay.
+                        for tmp, dst in self._renamed[before:]:
+                            with contextlib.suppress(OSError):
+                                dst.unlink()
+                            with contextlib.suppress(OSError):
+                                tmp.unlink()
+                        del self._renamed[before:]
+                for d in sorted(self._dirty_dirs):
+                    _fsync_dir(d)
         except BaseException:
-            # Not committed: no row refers to the file.
-            for p in (tmp_path, dst):
-                if p is not None:
+            # Not committed: no row refers to the files.
+            for tmp, dst in self._renamed:
+                for p in (tmp, dst):
                     with contextlib.suppress(OSError):
                         p.unlink()
             raise
-        return ids
+        finally:
+            self._dirty_dirs = set()
+            self._renamed = []
+        return out
 
     # Reading
 
@@ -472,19 +513,18 @@ class QueueDB:
 
     # Delivery bookkeeping
 
-    def claim(self, msgs: list[QueuedMsg], now: float, backoff: float) -> None:
+    def claim_tx(self, c: sqlite3.Connection, msgs: list[QueuedMsg], now: float, backoff: float) -> None:
         """Register the start of an attempt: attempts+1, last attempt now, next attempt after backoff, a
         "delivering..." result. A crash during the attempt then retries it (see _reschedule_interrupted)."""
-        with self.tx() as c:
-            for m in msgs:
-                m.attempts += 1
-                m.last_attempt = now
-                m.next_attempt = now + backoff
-                m.results.append(MsgResult(start=now, error=RESULT_DELIVERING))
-                c.execute(
-                    "UPDATE msg SET attempts = ?, last_attempt = ?, next_attempt = ?, results = ? WHERE id = ?",
-                    (m.attempts, now, m.next_attempt, _results_json(m.results), m.id),
-                )
+        for m in msgs:
+            m.attempts += 1
+            m.last_attempt = now
+            m.next_attempt = now + backoff
+            m.results.append(MsgResult(start=now, error=RESULT_DELIVERING))
+            c.execute(
+                "UPDATE msg SET attempts = ?, last_attempt = ?, next_attempt = ?, results = ? WHERE id = ?",
+                (m.attempts, now, m.next_attempt, _results_json(m.results), m.id),
+            )
 
     def update_results(self, c: sqlite3.Connection, m: QueuedMsg) -> None:
         c.execute(
@@ -665,6 +705,21 @@ class QueueDB:
     def retired_cleanup(self) -> int:
         with self.tx() as c:
             return c.execute("DELETE FROM retired WHERE keep_until < ?", (self.now(),)).rowcount
+
+
+class GroupResult:
+    """The outcome of one change of run_group: its value or its exception."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any, error: Exception | None) -> None:
+        self.value = value
+        self.error = error
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _fsync_dir(d: Path) -> None:

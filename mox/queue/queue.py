@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import datetime as _dt
 import secrets
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -76,6 +77,8 @@ MAX_BATCH = 100
 DUE_LIMIT = 1000
 # Longest sleep of the loop without a due message.
 MAX_SLEEP = 3600.0
+# Changes committed in one transaction at most (group commit); more wait for the next.
+GROUP_COMMIT_MAX = 256
 # With due messages all blocked (busy domains), check again after this long at the latest.
 BLOCKED_RECHECK = 1.0
 # Retired messages are cleaned up this often (upstream: hourly).
@@ -126,6 +129,8 @@ class Queue:
         self._busy: Counter[str] = Counter()
         self.deliverer: Deliverer | None = None
         self._closed = False
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def config(self) -> Config | None:
@@ -136,6 +141,39 @@ class Queue:
             raise QueueError("queue is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a change on the database thread, committed together with changes queued meanwhile
+        (group commit: one transaction and one round of fsyncs for all). Returns after the commit."""
+        if self._closed:
+            raise QueueError("queue is closed")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+        # Shielded: a cancelled caller does not undo a change that may commit anyway.
+        result: T = await asyncio.shield(fut)
+        return result
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+            try:
+                results = await self._db(self.db.run_group, [fn for fn, _ in batch])
+            except BaseException as e:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e if isinstance(e, Exception) else QueueError(f"queue write: {e!r}"))
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            for r, (_, fut) in zip(results, batch, strict=True):
+                if fut.done():
+                    continue
+                if r.error is not None:
+                    fut.set_exception(r.error)
+                else:
+                    fut.set_result(r.value)
 
     def kick(self) -> None:
         """Wake the delivery loop (new message, changed schedule, finished batch)."""
@@ -176,6 +214,9 @@ class Queue:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1)
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self.db.close)
         self._closed = True
@@ -271,7 +312,7 @@ class Queue:
                 "dsn_orcpt_type": nr.orcpt_type, "dsn_orcpt": nr.orcpt,
             })  # fmt: skip
         try:
-            ids = await self._db(self.db.add, tmp_path, rows, check_suppression)
+            ids = await self._write(lambda c: self.db.add_tx(c, tmp_path, rows, check_suppression))
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp_path.unlink()
@@ -361,17 +402,18 @@ class Queue:
                 await self._dsn(group, [Outcome.permanent(text)] * len(group), dsn.Action.FAILED)
         keeps = {m.sender_account: self._keep_retired(m.sender_account) for m in msgs}
 
-        def run() -> None:
-            with self.db.tx() as c:
-                for m in msgs:
-                    self.db.retire(c, m, False, now, keeps[m.sender_account])
-            errs = self.db.remove_files(m.base_id for m in msgs)
-            for e in errs:
-                log.error("removing queue message file", err=e)
+        def change(c: sqlite3.Connection) -> None:
+            for m in msgs:
+                self.db.retire(c, m, False, now, keeps[m.sender_account])
 
-        await self._db(run)
+        await self._write(change)
+        await self._remove_files([m.base_id for m in msgs])
         self.kick()
         return len(msgs)
+
+    async def _remove_files(self, base_ids: list[int]) -> None:
+        for e in await self._db(self.db.remove_files, base_ids):
+            log.error("removing queue message file", err=e)
 
     # Hold rules
 
@@ -471,11 +513,11 @@ class Queue:
             return 0
         claims = [(g, schedule.backoff(g[0].attempts, self.jitter())) for g in picked]
 
-        def claim_all() -> None:
+        def claim_all(c: sqlite3.Connection) -> None:
             for g, b in claims:
-                self.db.claim(g, now, b)
+                self.db.claim_tx(c, g, now, b)
 
-        await self._db(claim_all)
+        await self._write(claim_all)
         for g in picked:
             dom = g[0].recipient_domain.lower()
             self._busy[dom] += 1
@@ -566,20 +608,18 @@ class Queue:
 
         keeps = {m.sender_account: self._keep_retired(m.sender_account) for m in msgs}
 
-        def run() -> None:
-            with self.db.tx() as c:
-                for m, _ in delivered:
-                    self.db.retire(c, m, True, now, keeps[m.sender_account])
-                for m, o in failed:
-                    self._suppression_process(c, m, o)
-                    self.db.retire(c, m, False, now, keeps[m.sender_account])
-                for m in retry:
-                    self.db.update_results(c, m)
-            if delivered or failed:
-                for e in self.db.remove_files(m.base_id for m, _ in delivered + failed):
-                    log.error("removing queue message file", err=e)
+        def change(c: sqlite3.Connection) -> None:
+            for m, _ in delivered:
+                self.db.retire(c, m, True, now, keeps[m.sender_account])
+            for m, o in failed:
+                self._suppression_process(c, m, o)
+                self.db.retire(c, m, False, now, keeps[m.sender_account])
+            for m in retry:
+                self.db.update_results(c, m)
 
-        await self._db(run)
+        await self._write(change)
+        if delivered or failed:
+            await self._remove_files([m.base_id for m, _ in delivered + failed])
 
     def _suppression_process(self, c: Any, m: QueuedMsg, o: Outcome) -> None:
         """Upstream's suppression rules for a remote permanent failure (on the DB thread)."""
