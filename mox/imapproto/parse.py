@@ -201,6 +201,8 @@ class List(Command):
     return_status: list[str] | None = None
     extended: bool = False
     """Whether the extended syntax was used (selection options, multiple patterns or RETURN)."""
+    return_metadata: list[str] | None = None
+    """Entry names of RETURN (METADATA (...)) (RFC 9590), None without."""
 
 
 @dataclass(slots=True)
@@ -1047,6 +1049,13 @@ class _Parser:
                 if opt == "STATUS":
                     self.sp()
                     cmd.return_status = self.status_items()
+                elif opt == "METADATA":
+                    # RFC 9590 section 3: METADATA (entry *(SP entry)).
+                    self.need(b" (")
+                    cmd.return_metadata = [self.astring()]
+                    while not self.take(b")"):
+                        self.sp()
+                        cmd.return_metadata.append(self.astring())
         return cmd
 
     cmd_lsub = cmd_list

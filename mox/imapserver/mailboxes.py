@@ -10,7 +10,7 @@ import re
 from mox.imapproto import parse as p
 from mox.imapproto import write as w
 from mox.imapproto.numset import NumSet
-from mox.store.account import NewMessage
+from mox.store.account import ANNOTATIONS_MAX_SIZE, AnnotationsTooLarge, NewMessage, TooManyAnnotations
 from mox.store.deliver import account_quota
 from mox.store.model import (
     Flags,
@@ -188,7 +188,7 @@ def _pattern(ref: str, pat: str) -> re.Pattern[str]:
 
 
 _SELECTION = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
-_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
+_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "METADATA"}
 
 
 async def list_(sess: Session, cmd: p.Command) -> Result:
@@ -227,6 +227,7 @@ async def list_(sess: Session, cmd: p.Command) -> Result:
             raise Bad(f"unsupported STATUS item {it}")
     if status_items:
         await _maybe_condstore(sess, status_items)
+    meta_entries = [_check_entry(e) for e in cmd.return_metadata or []]
     for name in sorted(names):
         if not any(pt.match(name) for pt in pats):
             continue
@@ -260,6 +261,12 @@ async def list_(sess: Session, cmd: p.Command) -> Result:
         sess.send(line + b"\r\n")
         if status_items and m is not None:
             sess.send(w.status_response(imap_name(name), _status_values(sess, m, status_items), sess.utf8))
+        if meta_entries and m is not None:
+            # RFC 9590 section 3: a METADATA response with the requested entries that are set.
+            ann = await acc.annotations(name)
+            vals: list[tuple[str, bytes | None]] = [(e, ann[e]) for e in meta_entries if e in ann]
+            if vals:
+                sess.send(w.metadata(imap_name(name), vals, sess.utf8))
     return done, None
 
 
@@ -357,3 +364,76 @@ async def getquota(sess: Session, cmd: p.Command) -> Result:
     if line is not None:
         sess.send(line)
     return "getquota done", None
+
+
+# METADATA (RFC 5464) and LIST-METADATA (RFC 9590). /private/ and /shared/ entries are
+# kept alike (one user per account, no ACLs), as upstream.
+
+
+def _check_entry(name: str) -> str:
+    """An entry name of RFC 5464 section 3.2, lower-cased (entry names compare case-insensitively)."""
+    low = name.lower()
+    if not (low.startswith("/private/") or low.startswith("/shared/")):
+        raise No("only /private/* and /shared/* entry names allowed")
+    if (
+        low.endswith("/") or "//" in low or "*" in low or "%" in low
+        or not low.isascii() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in low)
+    ):  # fmt: skip
+        raise Bad(f"invalid entry name {name!r}")
+    parts = low.split("/")
+    if parts[2] == "vendor" and len(parts) < 5:
+        # RFC 5464 section 3.2: /private/vendor/<vendor-token>/... at least.
+        raise No("vendor entry names need a vendor token and a name")
+    return low
+
+
+async def _annotation_mailbox(sess: Session, name: str) -> str | None:
+    """None for the server ("" in the command), else the store's mailbox name (which must exist)."""
+    if name == "":
+        return None
+    return (await _mailbox(sess, name)).name
+
+
+async def getmetadata(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.GetMetadata)
+    mbname = await _annotation_mailbox(sess, cmd.mailbox)
+    wanted = [_check_entry(e) if e.lower() not in ("/private", "/shared") else e.lower() for e in cmd.entries]
+    values = await sess.acc().annotations(mbname)
+    depth = cmd.depth or "0"
+    out: list[tuple[str, bytes | None]] = []
+    longest = -1
+    for k, v in values.items():
+        ok = False
+        for e in wanted:
+            if k == e:
+                ok = True
+            elif depth != "0" and k.startswith(e + "/"):
+                # RFC 5464 section 4.2.2: DEPTH 1 is direct children, infinity all below.
+                ok = depth == "infinity" or "/" not in k[len(e) + 1 :]
+            if ok:
+                break
+        if not ok:
+            continue
+        if cmd.maxsize is not None and len(v) > cmd.maxsize:
+            # RFC 5464 section 4.2.1: left out, and the largest such size reported.
+            longest = max(longest, len(v))
+            continue
+        out.append((k, v))
+    if out:
+        sess.send(w.metadata(imap_name(mbname) if mbname else "", out, sess.utf8))
+    if longest >= 0:
+        return "getmetadata done", f"METADATA LONGENTRIES {longest}"
+    return "getmetadata done", None
+
+
+async def setmetadata(sess: Session, cmd: p.Command) -> Result:
+    assert isinstance(cmd, p.SetMetadata)
+    mbname = await _annotation_mailbox(sess, cmd.mailbox)
+    values = [(_check_entry(k), v) for k, v in cmd.values]
+    try:
+        await sess.acc().set_annotations(mbname, values)
+    except TooManyAnnotations as x:
+        raise No(str(x), "METADATA TOOMANY") from None
+    except AnnotationsTooLarge as x:
+        raise No(str(x), f"METADATA MAXSIZE {ANNOTATIONS_MAX_SIZE}") from None
+    return "setmetadata done", None

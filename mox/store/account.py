@@ -120,6 +120,29 @@ CREATE INDEX outgoing_submitted ON outgoing (submitted);
 CREATE TABLE thread_pending (ref TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (ref, message)) WITHOUT ROWID;
 """
 
+_ANNOTATION_TABLE = """CREATE TABLE IF NOT EXISTS annotation (
+    mailbox_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, key)
+) WITHOUT ROWID"""
+"""IMAP METADATA (RFC 5464) entries: per mailbox, or for the account with mailbox_id 0."""
+
+ANNOTATIONS_MAX = 1000
+"""Most annotations of an account (as upstream)."""
+
+ANNOTATIONS_MAX_SIZE = 1024 * 1024
+"""Most bytes of all annotation values of an account together (as upstream)."""
+
+
+class TooManyAnnotations(StoreError):
+    pass
+
+
+class AnnotationsTooLarge(StoreError):
+    pass
+
+
 _MESSAGE_COLUMNS = (
     "id, mailbox_id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords, message_id, "
     "subject_base, thread_id, thread_parent_ids, thread_missing_link, thread_muted, thread_collapsed, smtp"
@@ -281,6 +304,8 @@ class Account:
             (version,) = c.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if int(version) > SCHEMA_VERSION:
                 raise StoreError(f"account {self.name}: database schema {version} is newer than this moxmail ({SCHEMA_VERSION})")
+        # Added after schema 1; created on open so existing stores get it too.
+        c.execute(_ANNOTATION_TABLE)
         removed = self._remove_orphans()
         if removed:
             log.info("removed message files without database record", account=self.name, count=removed)
@@ -439,6 +464,7 @@ class Account:
                     raise StoreError(f"mailbox {name!r} has child mailboxes, delete them first")
                 ids = [r[0] for r in c.execute("SELECT id FROM message WHERE mailbox_id = ? AND expunged = 0", (mb.id,))]
                 c.execute("DELETE FROM message WHERE mailbox_id = ?", (mb.id,))
+                c.execute("DELETE FROM annotation WHERE mailbox_id = ?", (mb.id,))
                 c.execute("DELETE FROM mailbox WHERE id = ?", (mb.id,))
                 self._next_modseq(c)
                 changes.append(ev.MailboxRemoved(mb.id, name))
@@ -843,6 +869,50 @@ class Account:
             return out
 
         return await self._db(run)
+
+    # Annotations (IMAP METADATA)
+
+    async def annotations(self, mailbox: str | None) -> dict[str, bytes]:
+        """The annotations of a mailbox, or of the account (mailbox None), by entry name."""
+
+        def run() -> dict[str, bytes]:
+            mid = 0
+            if mailbox is not None:
+                mb = self._mailbox_by_name(self.conn, check_mailbox_name(mailbox))
+                if mb is None:
+                    raise MailboxNotFound(f"mailbox {mailbox!r} does not exist")
+                mid = mb.id
+            return {k: bytes(v) for k, v in self.conn.execute("SELECT key, value FROM annotation WHERE mailbox_id = ? ORDER BY key", (mid,))}
+
+        return await self._db(run)
+
+    async def set_annotations(self, mailbox: str | None, values: list[tuple[str, bytes | None]]) -> None:
+        """Set (None: remove) annotations of a mailbox or the account, all or none.
+
+        Raises MailboxNotFound, TooManyAnnotations (over ANNOTATIONS_MAX for the
+        account), AnnotationsTooLarge (over ANNOTATIONS_MAX_SIZE).
+        """
+
+        def run() -> None:
+            with self._tx() as c:
+                mid = 0
+                if mailbox is not None:
+                    mb = self._mailbox_by_name(c, check_mailbox_name(mailbox))
+                    if mb is None:
+                        raise MailboxNotFound(f"mailbox {mailbox!r} does not exist")
+                    mid = mb.id
+                for k, v in values:
+                    if v is None:
+                        c.execute("DELETE FROM annotation WHERE mailbox_id = ? AND key = ?", (mid, k))
+                    else:
+                        c.execute("INSERT OR REPLACE INTO annotation (mailbox_id, key, value) VALUES (?, ?, ?)", (mid, k, v))
+                n, size = c.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM annotation").fetchone()
+                if n > ANNOTATIONS_MAX:
+                    raise TooManyAnnotations(f"too many annotations, {ANNOTATIONS_MAX} allowed")
+                if size > ANNOTATIONS_MAX_SIZE:
+                    raise AnnotationsTooLarge(f"annotation values too large together, {ANNOTATIONS_MAX_SIZE} bytes allowed")
+
+        await self._db(run)
 
     async def message_by_id(self, message_id: int) -> Message:
         def run() -> Message:

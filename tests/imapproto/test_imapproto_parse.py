@@ -93,6 +93,10 @@ VALID: list[tuple[bytes, p.Command]] = [
     ),
     (b"a FETCH 2 (PREVIEW (LAZY) PREVIEW)", p.Fetch("a", "FETCH", nums=one(2), atts=[p.FetchAtt("PREVIEW", lazy=True), p.FetchAtt("PREVIEW")])),
     (b"a SEARCH YOUNGER 3 SAVEDATESUPPORTED", p.Search("a", "SEARCH", key=p.SearchKey("AND", [p.SearchKey("YOUNGER", number=3), p.SearchKey("SAVEDATESUPPORTED")]))),
+    (
+        b'a LIST "" INBOX RETURN (METADATA (/private/color /shared/x))',
+        p.List("a", "LIST", "", ["INBOX"], [], ["METADATA"], None, True, ["/private/color", "/shared/x"]),
+    ),
     (b"a FETCH 2 body", p.Fetch("a", "FETCH", nums=one(2), atts=[p.FetchAtt("BODY")])),
     (
         b"a UID FETCH 1:* (BINARY.PEEK[1.2]<5.10> BINARY.SIZE[1] BODY[] MODSEQ UID) (CHANGEDSINCE 9 VANISHED)",
@@ -180,6 +184,8 @@ INVALID = [
     b"a SEARCH OLDER 0",
     b"a SEARCH LARGER 99999999999999999999999",
     b"a SEARCH RETURN (BOGUS) ALL",
+    b'a LIST "" x RETURN (METADATA ())',
+    b'a LIST "" x RETURN (METADATA /private/x)',
     b"a FETCH 1 (BODY[1.BOGUS])",
     b"a FETCH 1 BINARY[HEADER]",
     b"a FETCH 1 BODY.PEEK",

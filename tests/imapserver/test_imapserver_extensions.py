@@ -177,3 +177,44 @@ async def test_quota(port: int, cfg: Config) -> None:
     assert b" NO " in r[-1]
     r = await c2.cmd("GETQUOTAROOT Nonexistent")
     assert b"NO [NONEXISTENT]" in r[-1]
+
+
+async def test_metadata(client: Client) -> None:
+    r = await client.cmd('SETMETADATA "" (/private/comment "my comment" /shared/vendor/x/y {3+}\r\nabc)')
+    assert b" OK " in r[-1], r
+    r = await client.cmd('GETMETADATA "" /private/comment')
+    assert r[0] == b'* METADATA "" (/private/comment "my comment")\r\n'
+    r = await client.cmd('GETMETADATA "" (/private/Comment /shared/nothing)')
+    assert r[0] == b'* METADATA "" (/private/comment "my comment")\r\n'
+    r = await client.cmd('GETMETADATA (DEPTH infinity) "" /shared')
+    assert r[0] == b'* METADATA "" (/shared/vendor/x/y "abc")\r\n'
+    r = await client.cmd('GETMETADATA (DEPTH 1) "" /shared')
+    assert r == [b"t6 OK getmetadata done\r\n"]
+    r = await client.cmd('GETMETADATA (MAXSIZE 5) "" (/private/comment /shared/vendor/x/y)')
+    assert r[0] == b'* METADATA "" (/shared/vendor/x/y "abc")\r\n'
+    assert b"OK [METADATA LONGENTRIES 10]" in r[-1]
+    # Mailbox annotations; binary values come back as literal8.
+    r = await client.cmd(b"SETMETADATA INBOX (/private/color ~{3+}\r\na\0b)")
+    assert b" OK " in r[-1], r
+    r = await client.cmd("GETMETADATA INBOX /private/color")
+    assert r[0] == b"* METADATA INBOX (/private/color ~{3}\r\na\0b)\r\n"
+    r = await client.cmd('LIST "" INBOX RETURN (METADATA (/private/color /private/none))')
+    assert r[1] == b"* METADATA INBOX (/private/color ~{3}\r\na\0b)\r\n"
+    r = await client.cmd("SETMETADATA INBOX (/private/color NIL)")
+    assert b" OK " in r[-1]
+    r = await client.cmd("GETMETADATA INBOX /private/color")
+    assert len(r) == 1
+    for bad, what in [
+        ('SETMETADATA INBOX (/other/x "1")', b" NO "),
+        ('SETMETADATA INBOX (/private/x/ "1")', b" BAD "),
+        ('SETMETADATA INBOX (/private/vendor/x "1")', b" NO "),
+        ('SETMETADATA Nonexistent (/private/x "1")', b"NO [NONEXISTENT]"),
+        ("GETMETADATA (DEPTH 2) INBOX /private/x", b" BAD "),
+        ("SETMETADATA INBOX /private/x 1", b" BAD "),
+    ]:
+        r = await client.cmd(bad)
+        assert what in r[-1], bad
+    big = b"x" * 90_000
+    for i in range(12):
+        r = await client.cmd(b"SETMETADATA \"\" (/private/big%d {%d+}\r\n%s)" % (i, len(big), big))
+    assert b"NO [METADATA MAXSIZE " in r[-1]
