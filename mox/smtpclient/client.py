@@ -304,6 +304,11 @@ class Client:
         try:
             ev = proto.next_event()
             if ev is not None:
+                if ev.reply.code == 421:
+                    self._botched = True
+                self.log.debug(
+                    "smtpclient command result", cmd=ev.command, code=ev.reply.code, secode=ev.reply.secode
+                )
                 return ev
             async with asyncio.timeout(timeout):
                 while True:
@@ -320,6 +325,12 @@ class Client:
                         if ev.reply.code == 421:
                             # RFC 5321 section 3.8: the server is closing the connection.
                             self._botched = True
+                        self.log.debug(
+                            "smtpclient command result",
+                            cmd=ev.command,
+                            code=ev.reply.code,
+                            secode=ev.reply.secode,
+                        )
                         return ev
         except ReplyParseError as e:
             self._botched = True
