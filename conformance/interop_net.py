@@ -9,7 +9,8 @@ Hosts (one container each, all labelled ``moxmail.interop=1``, on an internal ne
 - ``postfix``: Postfix for ``postfix.example`` with ``smtp_tls_security_level = dane``
   (``interop/postfix.sh``);
 - ``mox2``: the user-facing image from ``docker/Dockerfile`` running ``mox serve`` for
-  ``mox2.example`` with a config written here by the project's own config code.
+  ``mox2.example`` with a config written here by the project's own config code;
+- ``localserve``: the same image running ``mox localserve`` (its own config, ports + 1000).
 
 Every key is made at set-up: a test CA and the TLS certificates it signs, DKIM keys (the DNSSEC
 keys are made by knot's keymgr in the dns container). Zone records are derived from the mox
@@ -66,7 +67,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 # Address of each host in the /26 of a run: network base + offset.
-OFFSETS = {"gateway": 1, "dns": 2, "mox2": 12, "postfix": 13}
+OFFSETS = {"gateway": 1, "dns": 2, "mox2": 12, "postfix": 13, "localserve": 30}
 SUBNETS = [ipaddress.ip_network(f"198.51.100.{n}/26") for n in (0, 64, 128, 192)]
 REVERSE_ZONE = "100.51.198.in-addr.arpa."
 
@@ -897,6 +898,7 @@ def start_network(state: Path) -> Iterator[Network]:
             "dns": Host("dns", ips["dns"], "ns.example"),
             "postfix": Host("postfix", ips["postfix"], POSTFIX_HOST),
             "mox2": Host("mox2", ips["mox2"], MOX2_HOST),
+            "localserve": Host("localserve", ips["localserve"], "localserve.example"),
         }
         net = Network(state, subnet, hosts, ca_file, images, timings)
 
@@ -931,10 +933,13 @@ def start_network(state: Path) -> Iterator[Network]:
         pf_c.with_command(["sh", "/interop/postfix.sh"])
         mox_c = container(hosts["mox2"], images["mox"])
         mox_c.with_volume_mapping(str(conf.parent), "/mox/config", "rw").with_volume_mapping(str(state / "mox2" / "data"), "/mox/data", "rw")
+        # The same image running `mox localserve` (config made at first start, ports + 1000).
+        ls_c = container(hosts["localserve"], images["mox"])
+        ls_c.with_command(["mox", "localserve", "-dir", "/mox/data/localserve", "-ip", ips["localserve"]])
         stack.callback(save_logs)
 
         timings["network"] = time.monotonic() - t1
-        for name, c in (("dns", dns_c), ("postfix", pf_c), ("mox2", mox_c)):
+        for name, c in (("dns", dns_c), ("postfix", pf_c), ("mox2", mox_c), ("localserve", ls_c)):
             c.start()
             timings[f"start-{name}"] = time.monotonic() - t1
         timings["started"] = time.monotonic() - t1
@@ -950,6 +955,7 @@ def start_network(state: Path) -> Iterator[Network]:
         wait_for("postfix SMTP greeting", lambda: smtp_banner(ips["postfix"]), READY_TIMEOUT, net.all_logs)
         timings["postfix"] = time.monotonic() - t1
         wait_for("mox2 SMTP greeting", lambda: smtp_banner(ips["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
+        wait_for("localserve SMTP greeting", lambda: smtp_banner(ips["localserve"], 1025), READY_TIMEOUT, hosts["localserve"].logs)
         timings["up"] = time.monotonic() - t1
         log(f"network up on {subnet}: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
         yield net

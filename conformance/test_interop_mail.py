@@ -9,6 +9,7 @@ import email
 import email.policy
 import imaplib
 import re
+import smtplib
 import time
 import uuid
 
@@ -155,3 +156,21 @@ def test_interop_mox_serve_runs_as_mox(interop: Network) -> None:
     assert mox_uid != "0" and proc_uids == f"{mox_uid} {mox_uid}", out  # real and effective uid of PID 1, mox serve
     assert db_owner == mox_uid and conf_owner == mox_uid, out
     assert smtp_banner(interop.ip("mox2"), 25)  # a port below 1024, bound before the switch
+
+
+def test_interop_image_runs_localserve(interop: Network) -> None:
+    """The image also runs `mox localserve`: SMTP on 1025 and IMAP on 1143 answer from the host, and a
+    message delivered over SMTP is read back over IMAP with localserve's account."""
+    ip = interop.ip("localserve")
+    subject = f"localserve {uuid.uuid4().hex[:8]}"
+    with smtplib.SMTP(ip, 1025, local_hostname="client.example", timeout=20) as s:
+        msg = f"From: <someone@example.org>\r\nTo: <mox@localhost>\r\nSubject: {subject}\r\n\r\nhi\r\n"
+        assert s.sendmail("someone@example.org", ["mox@localhost"], msg.encode()) == {}
+    im = imaplib.IMAP4(ip, 1143, timeout=20)
+    try:
+        assert im.login("mox@localhost", "moxmoxmox")[0] == "OK"
+        assert im.select("INBOX")[0] == "OK"
+        typ, data = im.search(None, "SUBJECT", f'"{subject}"')
+        assert typ == "OK" and data[0], f"{data}\n{interop.hosts['localserve'].logs()}"
+    finally:
+        im.logout()
