@@ -268,6 +268,13 @@ class Client:
         sock = self._writer.get_extra_info("sockname")
         return (sock[0], sock[1]) if sock else None
 
+    @property
+    def mx_helo(self) -> str:
+        """The host name the server gave in its greeting (RFC 5321 section 4.2; TLSRPT receiving-mx-helo)."""
+        if self.greeting is None or not self.greeting.lines:
+            return ""
+        return self.greeting.lines[0].split(" ", 1)[0]
+
     def _check_usable(self) -> None:
         if self._closed:
             raise ConnectionUnusable("smtp client is closed")
@@ -874,8 +881,11 @@ async def _connect_once(
                 log.info("no starttls, continuing without tls (verification errors ignored)")
         if auth is not None:
             await client._auth(auth)
-    except BaseException:
+    except BaseException as e:
         client.abort()
+        if isinstance(e, TLSFailure | _Redial):
+            failure = e if isinstance(e, TLSFailure) else e.failure
+            failure.mx_helo = client.mx_helo
         raise
     return client
 

@@ -151,6 +151,8 @@ class TLSFailure(SMTPClientError):
         reason: a short failure reason code for the report, e.g.
             "smtp-starttls-reply-code-502", "X509_V_ERR_CERT_HAS_EXPIRED".
         verify_code: OpenSSL's verification error code, when known.
+        mx_helo: the host name from the server's greeting, when it got that
+            far (RFC 8460 section 4.3 "receiving-mx-helo").
     """
 
     def __init__(self, msg: str, *, result_type: str, reason: str = "", verify_code: int = 0) -> None:
@@ -158,3 +160,4 @@ class TLSFailure(SMTPClientError):
         self.result_type = result_type
         self.reason = reason
         self.verify_code = verify_code
+        self.mx_helo = ""

@@ -179,6 +179,7 @@ async def test_starttls_refused(certs: dict[str, CertFiles]) -> None:
             await dial(port, TLSConfig(server_name=HOST))
         assert ei.value.result_type == "starttls-not-supported"
         assert ei.value.reason == "smtp-starttls-reply-code-454"
+        assert ei.value.mx_helo == "fake.example"
 
 
 @pytest.mark.parametrize("garbage", [b"this is not tls\r\n", b""])
