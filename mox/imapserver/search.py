@@ -25,7 +25,7 @@ from mox.message.part import Part
 from mox.store.model import Flags, Message, parse_flag_names
 
 from .mailboxes import ensure_condstore
-from .session import Bad, No, Result, Session
+from .session import Bad, No, Result, Session, imap_name, store_name
 
 _FLAG_KEYS = {
     "SEEN": (Flags.SEEN, True), "UNSEEN": (Flags.SEEN, False), "DELETED": (Flags.DELETED, True),
@@ -79,11 +79,12 @@ def _uses_modseq(k: p.SearchKey) -> bool:
 
 
 class _Matcher:
-    def __init__(self, sess: Session) -> None:
+    def __init__(self, sess: Session, uids: list[int]) -> None:
         self.sess = sess
         self.now = time.time()
         self.saved = set(sess.search_result)
-        self.max_uid = sess.uids[-1] if sess.uids else 0
+        self.max_uid = uids[-1] if uids else 0
+        self.count = len(uids)
 
     def matches(self, c: _Candidate, k: p.SearchKey) -> bool:
         op = k.op
@@ -111,7 +112,7 @@ class _Matcher:
                 return m.uid in self.saved
             if op == "UID":
                 return k.nums.contains(m.uid, self.max_uid)
-            return k.nums.contains(c.seq, len(self.sess.uids))
+            return k.nums.contains(c.seq, self.count)
         if op == "LARGER":
             return m.size > (k.number or 0)
         if op == "SMALLER":
@@ -183,19 +184,53 @@ def _header_text(value: bytes) -> str:
     return decode_words(unfold(value))
 
 
-async def run_search(sess: Session, key: p.SearchKey) -> list[tuple[int, Message]]:
-    """Messages of the session's view that match key, as (sequence number, message), in order."""
-    assert sess.mailbox is not None
+INPROGRESS_INTERVAL = 10.0
+"""Seconds between untagged INPROGRESS responses of a long search (RFC 9585); tests shorten it."""
+
+
+class _Progress:
+    """Untagged ``OK [INPROGRESS ("tag" done goal)]`` every INPROGRESS_INTERVAL seconds (RFC 9585 section 3)."""
+
+    def __init__(self, sess: Session, tag: str, goal: int) -> None:
+        self.sess = sess
+        # RFC 9585 section 4: the tag as a quoted string, NIL if it cannot be one.
+        self.tag = w.string(tag) if "]" not in tag else b"NIL"
+        self.goal = goal
+        self.done = 0
+        self.last = time.monotonic()
+
+    async def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= INPROGRESS_INTERVAL:
+            self.last = now
+            self.sess.send(b"* OK [INPROGRESS (%s %d %d)] still searching\r\n" % (self.tag, self.done, self.goal))
+            await self.sess.drain()
+
+
+async def run_search(
+    sess: Session, key: p.SearchKey, *, tag: str = "", mailbox: str | None = None, progress: _Progress | None = None
+) -> list[tuple[int, Message]]:
+    """Messages that match key, as (sequence number, message), in order: of the session's
+    view of the selected mailbox, or of another mailbox (mailbox, for multimailbox ESEARCH)."""
     check_key(sess, key)
     if _uses_modseq(key):
         await ensure_condstore(sess)
     acc = sess.acc()
-    msgs = {m.uid: m for m in await acc.messages_light(sess.mailbox, include_expunged=True)}
-    matcher = _Matcher(sess)
+    if mailbox is None or mailbox == sess.mailbox:
+        assert sess.mailbox is not None
+        msgs = {m.uid: m for m in await acc.messages_light(sess.mailbox, include_expunged=True)}
+        uids = sess.uids
+    else:
+        msgs = {m.uid: m for m in await acc.messages_light(mailbox)}
+        uids = list(msgs)
+    matcher = _Matcher(sess, uids)
     out: list[tuple[int, Message]] = []
-    todo = [(i + 1, msgs[u]) for i, u in enumerate(sess.uids) if u in msgs]
+    todo = [(i + 1, msgs[u]) for i, u in enumerate(uids) if u in msgs]
     if not _needs_content(key):
         return [(seq, m) for seq, m in todo if matcher.matches(_Candidate(seq, m), key)]
+    if progress is None:
+        progress = _Progress(sess, tag, len(todo))
     # Message files and parsed parts are read in batches: one thread hop and one
     # database query per batch, with a bounded number of bytes in memory.
     i = 0
@@ -212,6 +247,7 @@ async def run_search(sess: Session, key: p.SearchKey) -> list[tuple[int, Message
         for (seq, m), raw in zip(batch, raws, strict=True):
             if matcher.matches(_Candidate(seq, m, parts.get(m.id), raw), key):
                 out.append((seq, m))
+        await progress.add(len(batch))
     return out
 
 
@@ -226,7 +262,7 @@ async def search(sess: Session, cmd: p.Command) -> Result:
     save = opts is not None and "SAVE" in opts
     try:
         check_charset(cmd.charset)
-        found = await run_search(sess, cmd.key)
+        found = await run_search(sess, cmd.key, tag=cmd.tag)
     except (Bad, No):
         if save:
             # RFC 5182 section 2.1: a failed SEARCH with SAVE leaves an empty result.
@@ -307,7 +343,7 @@ async def sort(sess: Session, cmd: p.Command) -> Result:
     if cmd.return_options is not None:
         raise Bad("SORT RETURN (ESORT) not supported")
     check_charset(cmd.charset)
-    found = await run_search(sess, cmd.key)
+    found = await run_search(sess, cmd.key, tag=cmd.tag)
     try:
         ordered = st.sort_messages(cmd.criteria, await _sort_messages(sess, found, False))
     except st.SortThreadError as x:
@@ -324,8 +360,75 @@ async def thread(sess: Session, cmd: p.Command) -> Result:
     if alg not in st.THREAD_ALGORITHMS:
         raise Bad(f"unknown threading algorithm {cmd.algorithm}")
     check_charset(cmd.charset)
-    found = await run_search(sess, cmd.key)
+    found = await run_search(sess, cmd.key, tag=cmd.tag)
     roots = st.thread_messages(alg, await _sort_messages(sess, found, alg == "REFERENCES"))
     text = st.format_thread(roots, use_uid=cmd.uid)
     sess.send(w.untagged(("THREAD " + text) if text else "THREAD"))
     return "thread done", None
+
+
+# Multimailbox ESEARCH (RFC 7377, MULTISEARCH).
+
+
+def _has_seqnums(k: p.SearchKey) -> bool:
+    if k.op == "SEQ" or (k.nums is not None and k.nums.search_result):
+        return True
+    return any(_has_seqnums(c) for c in k.keys)
+
+
+async def esearch(sess: Session, cmd: p.Command) -> Result:
+    """ESEARCH [IN (sources)] [RETURN (...)] [CHARSET] key: UIDs per mailbox with matches."""
+    assert isinstance(cmd, p.Esearch)
+    check_charset(cmd.charset)
+    if _has_seqnums(cmd.key):
+        # RFC 7377 section 2: message sequence numbers (and "$") mean nothing across mailboxes.
+        raise Bad("sequence numbers and $ not allowed in ESEARCH")
+    opts = cmd.return_options
+    if opts is not None and "SAVE" in opts:
+        raise Bad("SAVE not allowed in ESEARCH")
+    want = set(opts or []) or {"ALL"}
+    acc = sess.acc()
+    mbs = await acc.mailboxes()
+    byname = {m.name: m for m in mbs}
+    names: dict[str, None] = {}
+    for f, given in cmd.sources or [("SELECTED", [])]:
+        stored = [store_name(n) for n in given]
+        if f in ("SELECTED", "SELECTED-DELAYED"):
+            if sess.mailbox is None:
+                raise Bad("no mailbox selected")
+            names[sess.mailbox] = None
+        elif f == "INBOXES":
+            names.update((n, None) for n in byname if n == "Inbox" or n.startswith("Inbox/"))
+        elif f == "PERSONAL":
+            names.update((n, None) for n in byname)
+        elif f == "SUBSCRIBED":
+            names.update((n, None) for n in await acc.subscriptions() if n in byname)
+        elif f == "MAILBOXES":
+            names.update((n, None) for n in stored if n in byname)
+        elif f in ("SUBTREE", "SUBTREE-ONE"):
+            for top in stored:
+                for n in byname:
+                    below = n.startswith(top + "/")
+                    if n == top or (below and (f == "SUBTREE" or "/" not in n[len(top) + 1 :])):
+                        names[n] = None
+        else:
+            raise Bad(f"unknown ESEARCH source {f}")
+    todo = [byname[n] for n in names if n in byname]
+    progress = _Progress(sess, cmd.tag, sum(mb.counts.imap_count for mb in todo))
+    for mb in todo:
+        found = await run_search(sess, cmd.key, tag=cmd.tag, mailbox=mb.name, progress=progress)
+        if not found:
+            continue  # RFC 7377 section 2: no response for mailboxes without matches.
+        uids = [m.uid for _, m in found]
+        modseq = max(m.modseq for _, m in found) if _uses_modseq(cmd.key) else None
+        sess.send(
+            w.esearch(
+                cmd.tag, True,
+                min=uids[0] if "MIN" in want else None,
+                max=uids[-1] if "MAX" in want else None,
+                all=uids if "ALL" in want else None,
+                count=len(uids) if "COUNT" in want else None,
+                modseq=modseq, mailbox_name=imap_name(mb.name), uidvalidity=mb.uidvalidity, utf8=sess.utf8,
+            )
+        )  # fmt: skip
+    return "esearch done", None

@@ -114,7 +114,7 @@ CAPABILITIES_AFTER_AUTH = [
     "ID", f"APPENDLIMIT={APPEND_LIMIT}", "CONDSTORE", "QRESYNC", "STATUS=SIZE", "SAVEDATE", "WITHIN", "NAMESPACE",
     "MULTIAPPEND", "REPLACE", "PREVIEW", "COMPRESS=DEFLATE",
     # Beyond upstream (issue 6): RFC 5256 and RFC 5957.
-    "UIDONLY", "QUOTA", "QUOTA=RES-STORAGE", "METADATA", "LIST-METADATA",
+    "UIDONLY", "QUOTA", "QUOTA=RES-STORAGE", "METADATA", "LIST-METADATA", "INPROGRESS", "MULTISEARCH",
     "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
 ]  # fmt: skip
 
@@ -194,7 +194,7 @@ _NOT_AUTH = {"LOGIN", "AUTHENTICATE", "STARTTLS"}
 _AUTH = {
     "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
     "APPEND", "IDLE", "NAMESPACE", "COMPRESS", "GETQUOTA", "GETQUOTAROOT",
-    "GETMETADATA", "SETMETADATA",
+    "GETMETADATA", "SETMETADATA", "ESEARCH",
 }  # fmt: skip
 _SELECTED = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "REPLACE", "SORT", "THREAD"}
 _SEQUENCE = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "REPLACE", "SORT", "THREAD"}
@@ -558,6 +558,7 @@ _HANDLERS: dict[str, Callable[[Session, p.Command], Awaitable[Result | None]]] =
     "GETQUOTAROOT": mailboxes.getquotaroot,
     "GETMETADATA": mailboxes.getmetadata,
     "SETMETADATA": mailboxes.setmetadata,
+    "ESEARCH": search.esearch,
     "SORT": search.sort,
     "THREAD": search.thread,
 }

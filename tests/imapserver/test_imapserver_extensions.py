@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from imaphelpers import SIMPLE_MSG, Client, append, connect
 
 from mox.config.load import Config
@@ -218,3 +220,35 @@ async def test_metadata(client: Client) -> None:
     for i in range(12):
         r = await client.cmd(b"SETMETADATA \"\" (/private/big%d {%d+}\r\n%s)" % (i, len(big), big))
     assert b"NO [METADATA MAXSIZE " in r[-1]
+
+
+async def test_multisearch_and_inprogress(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    await client.cmd("CREATE Inbox/sub")
+    await client.cmd("CREATE Other")
+    await append(client, SIMPLE_MSG)
+    await append(client, SIMPLE_MSG, "\\Flagged", mailbox="Inbox/sub")
+    await append(client, SIMPLE_MSG, "\\Flagged", mailbox="Other")
+    await append(client, SIMPLE_MSG, "\\Flagged", mailbox="Other")
+    r = await client.cmd("ESEARCH IN (PERSONAL) FLAGGED")
+    lines = sorted(r[:-1])
+    assert len(lines) == 2 and lines[0].startswith(b'* ESEARCH (TAG "t8" MAILBOX Inbox/sub UIDVALIDITY ') and lines[0].endswith(b") UID ALL 1\r\n")
+    assert lines[1].startswith(b'* ESEARCH (TAG "t8" MAILBOX Other UIDVALIDITY ') and lines[1].endswith(b") UID ALL 1:2\r\n")
+    r = await client.cmd("ESEARCH IN (INBOXES) RETURN (COUNT) ALL")
+    assert len(r) == 3 and all(b"COUNT 1" in x for x in r[:-1])
+    r = await client.cmd("ESEARCH IN (SUBTREE-ONE INBOX MAILBOXES (Other Nonexistent)) RETURN (MIN) UNFLAGGED")
+    assert len(r) == 2 and b"MAILBOX INBOX " in r[0] and r[0].endswith(b"UID MIN 1\r\n")
+    r = await client.cmd("ESEARCH IN (SELECTED) ALL")
+    assert b" BAD " in r[-1]  # Nothing selected.
+    r = await client.cmd("ESEARCH IN (PERSONAL) 1:2")
+    assert b" BAD " in r[-1]
+    r = await client.cmd("ESEARCH IN (PERSONAL) RETURN (SAVE) ALL")
+    assert b" BAD " in r[-1]
+    await client.cmd("SELECT Other")
+    r = await client.cmd("ESEARCH UID 2")
+    assert len(r) == 2 and b"MAILBOX Other " in r[0] and r[0].endswith(b"UID ALL 2\r\n")
+    # INPROGRESS during a content search (interval shortened).
+    from mox.imapserver import search as imapsearch
+
+    monkeypatch.setattr(imapsearch, "INPROGRESS_INTERVAL", 0)
+    r = await client.cmd("SEARCH TEXT simple")
+    assert r[0] == b'* OK [INPROGRESS ("t16" 2 2)] still searching\r\n' and r[1] == b"* SEARCH 1 2\r\n"
