@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from imaphelpers import SIMPLE_MSG, Client, append, connect
 
 from mox.config.load import Config
