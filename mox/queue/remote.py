@@ -556,10 +556,9 @@ class RemoteDeliverer:
             # No host can do verified TLS with REQUIRETLS: that will not change soon (upstream: fail now).
             text = "no verified tls with requiretls support at any mail server of the recipient domain"
             return [Outcome.permanent(text, 554, SECODE_REQUIRETLS)] * len(msgs)
-        remote = NameIP((last.lines and "") or "", "")
         if last.permanent:
-            return [Outcome.permanent(last.error, last.code, last.secode, remote, last.lines)] * len(msgs)
-        return [Outcome.temporary(last.error, last.code, last.secode, remote, last.lines)] * len(msgs)
+            return [Outcome.permanent(last.error, last.code, last.secode, last.remote, last.lines)] * len(msgs)
+        return [Outcome.temporary(last.error, last.code, last.secode, last.remote, last.lines)] * len(msgs)
 
     async def _deliver_host(
         self,
@@ -697,7 +696,7 @@ class RemoteDeliverer:
                 return _Attempt(error=f"no addresses for {hostname}")
             return _Attempt(
                 error=f"connecting to {hostname}: {last_err}", permanent=last_err.permanent, code=last_err.code,
-                secode=last_err.enhanced, lines=list(last_err.reply.lines) if last_err.reply else [],
+                secode=last_err.enhanced, lines=list(last_err.reply.raw) if last_err.reply else [],
                 remote=NameIP(hostname, ip_used),
             )  # fmt: skip
 
@@ -738,7 +737,7 @@ class RemoteDeliverer:
             )  # fmt: skip
         except smtpclient.ReplyError as e:
             self._release(key, client)
-            lines = list(e.reply.lines) if e.reply else []
+            lines = list(e.reply.raw) if e.reply else []
             text = f"{hostname}: {e}"
             if e.permanent:
                 return _Attempt([Outcome.permanent(text, e.code, e.enhanced, remote, lines)] * len(msgs))
@@ -754,7 +753,7 @@ class RemoteDeliverer:
             if r.accepted:
                 outcomes.append(Outcome.delivered(remote, r.code, r.reply.text if r.reply else ""))
                 continue
-            lines = list(r.reply.lines) if r.reply else []
+            lines = list(r.reply.raw) if r.reply else []
             text = f"{hostname}: {' '.join(lines) if lines else 'recipient not tried (server recipient limit)'}"
             code, secode = (r.reply.code, r.reply.enhanced) if r.reply else (0, "")
             outcomes.append(
