@@ -3,6 +3,7 @@ schedule, transport, requiretls, fail, drop, retired, orphan cleanup."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
@@ -180,3 +181,18 @@ async def test_orphans_removed_at_open(tmp_path: Path) -> None:
     finally:
         await q2.close()
     assert os.listdir(q.db.tmp) == []
+
+
+async def test_group_commit_isolates_failures(q: Queue) -> None:
+    await q.suppression_add("mox", addr("blocked@remote.example"))
+    results = await asyncio.gather(
+        *[q.add("mox", addr("mox@localhost"), [addr(f"r{i}@remote.example")], message(msgid=f"<{i}@x>")) for i in range(5)],
+        q.add("mox", addr("mox@localhost"), [addr("blocked@remote.example")], message()),
+        *[q.add("mox", addr("mox@localhost"), [addr(f"s{i}@remote.example")], message()) for i in range(5)],
+        return_exceptions=True,
+    )
+    assert isinstance(results[5], Suppressed)
+    assert all(isinstance(r, list) and len(r) == 1 for i, r in enumerate(results) if i != 5)
+    assert await q.count() == 10
+    files = [p for p in (q.data_dir / "queue").rglob("*") if p.is_file()]
+    assert sorted(int(p.name) for p in files) == sorted(r[0] for i, r in enumerate(results) if i != 5)  # type: ignore[index]
