@@ -35,7 +35,7 @@ from mox.dns import default_resolver
 from mox.dns.domain import Domain, DomainError, parse_domain
 from mox.dns.resolver import TLSA, DNSError, IPAddress, NotFound, Resolver
 from mox.dsn import NameIP
-from mox.mtastsdb import PolicyDB
+from mox.mtastsdb import GetResult, PolicyDB
 from mox.queue.model import MessageSource, Outcome, QueuedMsg
 
 log = mlog.new("queue")
@@ -241,6 +241,10 @@ SMTP_PORT = 25
 # Idle connections kept for the next batch to the same host, and for how long.
 POOL_IDLE = 10.0
 POOL_MAX_PER_KEY = 8
+# TLS results are written in batches this often (seconds).
+RESULTS_FLUSH = 5.0
+# How long an MTA-STS lookup result is reused without asking the policy database.
+MTASTS_CACHE = 60.0
 # Upstream's extended status code for a missing REQUIRETLS (RFC 8689 section 5).
 SECODE_REQUIRETLS = "5.7.30"
 
@@ -394,6 +398,9 @@ class RemoteDeliverer:
         self._refresher: asyncio.Task[None] | None = None
         self._own_mtasts = False
         self._ctx_factory: Callable[[bool], ssl.SSLContext] | None = None
+        self._results: list[tlsrptdb.TLSResult] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._policy_cache: dict[str, tuple[float, GetResult]] = {}
 
     @property
     def resolver(self) -> Resolver:
@@ -405,13 +412,44 @@ class RemoteDeliverer:
         t.add_done_callback(self._closing.discard)
 
     async def _save_results(self, results: _Results, *, send_report: bool) -> None:
+        """Buffer TLS results; they are written in one transaction every RESULTS_FLUSH seconds
+        (and at close), not one commit per delivery."""
         items = results.items(send_report)
+        if not items or self.tlsrpt_db is None:
+            return
+        self._results.extend(items)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        try:
+            await asyncio.sleep(RESULTS_FLUSH)
+        finally:
+            self._flusher = None
+        await self.flush_results()
+
+    async def flush_results(self) -> None:
+        items, self._results = self._results, []
         if not items or self.tlsrpt_db is None:
             return
         try:
             await self.tlsrpt_db.add_results(items)
         except Exception as e:
-            log.errorx("storing tls results", e)
+            log.errorx("storing tls results", e, count=len(items))
+
+    async def _policy(self, resolver: Resolver, domain: Domain) -> GetResult:
+        """The MTA-STS lookup, remembered for MTASTS_CACHE seconds: a busy queue asks for the
+        same domain many times a second; the policy database already caches for days."""
+        assert self.mtasts is not None
+        now = time.monotonic()
+        hit = self._policy_cache.get(domain.ascii)
+        if hit is not None and now - hit[0] < MTASTS_CACHE and not hit[1].temporary_error:
+            return hit[1]
+        got = await self.mtasts.get(resolver, domain)
+        if len(self._policy_cache) > 10000:
+            self._policy_cache.clear()
+        self._policy_cache[domain.ascii] = (now, got)
+        return got
 
     async def _open(self, cfg: Config) -> None:
         """Open the MTA-STS cache and TLS results database of the data directory, once, and
@@ -435,6 +473,10 @@ class RemoteDeliverer:
 
     async def close(self) -> None:
         self._stop.set()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.flush_results()
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
@@ -513,7 +555,7 @@ class RemoteDeliverer:
         # MTA-STS for the recipient domain itself, not a CNAME target (RFC 8461 section 4).
         policy: mtasts.Policy | None = None
         if isinstance(dest_domain, Domain) and self.mtasts is not None:
-            got = await self.mtasts.get(resolver, dest_domain)
+            got = await self._policy(resolver, dest_domain)
             if got.policy is not None:
                 policy = got.policy
                 results.domain = tlsrpt.Result(
