@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from mox import mlog, sasl
 from mox.imapproto import parse as p
 from mox.imapproto import write as w
+from mox.imapproto.numset import NumSet
 from mox.imapproto.reader import CommandReader, NeedContinuation, ParseFailed, RawLine
 from mox.ratelimit import connection_rate_limiter, connections_limiter, failed_auth_limiter
 from mox.serve.services import ConnContext
@@ -33,7 +34,7 @@ from mox.store.auth import LoginDisabled, LoginFailed, authenticate_plain
 from mox.store.deliver import open_config_account
 from mox.store.model import Flags, QuotaExceeded, StoreError, flag_names
 
-from . import mailboxes, messages, search, session
+from . import mailboxes, messages, notify, search, session
 from .session import APPEND_LIMIT, Bad, Closed, No, Result, Session
 
 log = mlog.new("imapserver")
@@ -114,7 +115,7 @@ CAPABILITIES_AFTER_AUTH = [
     "ID", f"APPENDLIMIT={APPEND_LIMIT}", "CONDSTORE", "QRESYNC", "STATUS=SIZE", "SAVEDATE", "WITHIN", "NAMESPACE",
     "MULTIAPPEND", "REPLACE", "PREVIEW", "COMPRESS=DEFLATE",
     # Beyond upstream (issue 6): RFC 5256 and RFC 5957.
-    "UIDONLY", "QUOTA", "QUOTA=RES-STORAGE", "METADATA", "LIST-METADATA", "INPROGRESS", "MULTISEARCH",
+    "UIDONLY", "QUOTA", "QUOTA=RES-STORAGE", "METADATA", "LIST-METADATA", "INPROGRESS", "MULTISEARCH", "NOTIFY",
     "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
 ]  # fmt: skip
 
@@ -194,7 +195,7 @@ _NOT_AUTH = {"LOGIN", "AUTHENTICATE", "STARTTLS"}
 _AUTH = {
     "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
     "APPEND", "IDLE", "NAMESPACE", "COMPRESS", "GETQUOTA", "GETQUOTAROOT",
-    "GETMETADATA", "SETMETADATA", "ESEARCH",
+    "GETMETADATA", "SETMETADATA", "ESEARCH", "NOTIFY",
 }  # fmt: skip
 _SELECTED = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "REPLACE", "SORT", "THREAD"}
 _SEQUENCE = {"FETCH", "STORE", "SEARCH", "COPY", "MOVE", "REPLACE", "SORT", "THREAD"}
@@ -219,10 +220,8 @@ async def _command(sess: Session, cmd: p.Command) -> Result | None:
         raise Bad(f"unknown or unsupported command {name}")
     res = await _HANDLERS[name](sess, cmd)
     uid = bool(getattr(cmd, "uid", False)) or (isinstance(cmd, p.Expunge) and cmd.uids is not None)
-    if sess.mailbox is not None and not (name in _DEFER and not uid):
+    if not (sess.mailbox is not None and name in _DEFER and not uid):
         await flush(sess)
-    elif sess.mailbox is None and sess.sub is not None:
-        sess.sub.pending()  # Nothing to report without a selected mailbox; SELECT reads afresh.
     return res
 
 
@@ -234,20 +233,32 @@ async def flush(sess: Session) -> None:
     """
     if sess.sub is None or sess.account is None:
         return
+    items = sess.sub.pending()
+    if sess.notify is not None:
+        if any(isinstance(item, ev.Resync) for item in items):
+            notify.overflow(sess)
+        else:
+            await notify.report(sess, [b for b in items if isinstance(b, ev.Batch) and b.source is not sess])
     if sess.mailbox is None:
-        sess.sub.pending()
-        return
+        return  # Nothing more to report without a selected mailbox; SELECT reads afresh.
     fresh: list[int] = []
+    group = sess.notify.selected_group() if sess.notify is not None else None
+    report_flags = group is None or (group.events is not None and "FLAGCHANGE" in group.events)
+    new_atts = group.fetch_atts if group is not None and group.events and "MESSAGENEW" in group.events else []
 
-    def announce() -> None:
+    async def announce() -> None:
         if fresh:
+            new = list(fresh)
             sess.uids.extend(fresh)
             fresh.clear()
             sess.send(w.untagged(f"{len(sess.uids)} EXISTS"))
+            if new_atts:
+                # RFC 5465 section 5.1: FETCH responses with the requested attributes for new messages.
+                await messages.fetch(sess, p.Fetch("", "UID FETCH", True, NumSet.from_numbers(new), list(new_atts)))
 
-    for item in sess.sub.pending():
+    for item in items:
         if isinstance(item, ev.Resync):
-            announce()
+            await announce()
             await _resync(sess)
             continue
         if item.source is sess:
@@ -266,7 +277,7 @@ async def flush(sess: Session) -> None:
             elif isinstance(c, ev.FlagsChanged):
                 # Not yet announced messages need no FETCH: the client asks for their flags.
                 seq = sess.seq_of(c.uid)
-                if seq:
+                if seq and report_flags:
                     names = flag_names(c.flags) + list(c.keywords)
                     ms = b" MODSEQ (%d)" % c.modseq if sess.condstore else b""
                     if sess.uidonly:
@@ -279,7 +290,7 @@ async def flush(sess: Session) -> None:
                 # The selected mailbox is gone: nothing more can be done with it.
                 sess.send(w.untagged("BYE selected mailbox was deleted"))
                 raise Closed()
-    announce()
+    await announce()
 
 
 def report_expunged(sess: Session, uids: tuple[int, ...] | list[int]) -> None:
@@ -559,6 +570,7 @@ _HANDLERS: dict[str, Callable[[Session, p.Command], Awaitable[Result | None]]] =
     "GETMETADATA": mailboxes.getmetadata,
     "SETMETADATA": mailboxes.setmetadata,
     "ESEARCH": search.esearch,
+    "NOTIFY": notify.notify,
     "SORT": search.sort,
     "THREAD": search.thread,
 }

@@ -13,6 +13,7 @@ import bisect
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mox import mlog
 from mox.config.load import Config
@@ -29,6 +30,9 @@ from mox.imapproto.reader import (
 from mox.serve.services import ConnContext
 from mox.store import events as ev
 from mox.store.account import Account
+
+if TYPE_CHECKING:
+    from .notify import NotifyState
 
 IDLE_TIMEOUT = 30 * 60.0
 """RFC 9051 section 5.4: an autologout timer of at least 30 minutes (tests shorten it)."""
@@ -95,6 +99,8 @@ class Session:
     """Capabilities turned on with ENABLE (upper case), and CONDSTORE once a command used it."""
     search_result: list[int] = field(default_factory=list)
     """UIDs saved with SEARCH RETURN (SAVE), for "$" (RFC 5182)."""
+    notify: NotifyState | None = None
+    """Set by NOTIFY SET (RFC 5465), None without NOTIFY or after NOTIFY NONE."""
     disabled: set[str] = field(default_factory=set)
     """Capabilities the account's IMAPCapabilitiesDisabled hides."""
     _deflate: zlib._Compress | None = None
