@@ -306,7 +306,7 @@ def build_images() -> dict[str, str]:
     def mox() -> None:
         deps, project = build_wheels()
         files = {"Dockerfile": REPO / "docker" / "Dockerfile", "wheels": deps, "moxmail-wheel": project}
-        result["mox"] = build_image("moxmail", files)
+        result["mox"] = build_image("moxmail-interop-mox", files)
 
     def run(f: Callable[[], None]) -> None:
         try:
