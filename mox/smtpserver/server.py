@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import email.utils
 import ipaddress
 import ssl
 import time
 from dataclasses import dataclass, field
 
-from mox import authres, dkim, dmarc, iprev, mlog, sasl, spf
+from mox import authres, dkim, dmarc, dsn, iprev, mlog, sasl, spf
 from mox import message as msg
 from mox import queue as mqueue
 from mox.config.load import Config
@@ -366,11 +367,15 @@ def _received(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete) -> by
 async def _deliver_all(
     sess: _Session, ev: sm.MessageComplete, data: bytes, smtp_ctx: SMTPContext, *, junk: bool = False
 ) -> Reply:
-    """Store a copy for every local recipient; the reply covers all (DATA has one reply per transaction)."""
+    """Store a copy for every local recipient. DATA has one reply per transaction: when every
+    copy fails, the reply is the error; when only some fail, the message is accepted and the
+    sender gets a DSN for the recipients that failed (as upstream), so a retry by the client
+    duplicates nothing and nothing is lost silently."""
     cfg = sess.cfg
     msg_from = smtp_ctx.msg_from
-    targets: list[LocalRecipient] = []
-    for path, _ in ev.recipients:
+    # Each target account/destination with the recipients it serves.
+    targets: list[tuple[LocalRecipient, list[tuple[Path, cmd.RcptParams]]]] = []
+    for path, params in ev.recipients:
         rs = sess.rcpts.get(path.xstring())
         if rs == [] and path.address() is not None:
             a = path.address()
@@ -380,24 +385,100 @@ async def _deliver_all(
             except AliasPostRefused as e:
                 return _reply(c.C550_MAILBOX_UNAVAIL, c.SE_POL7_OTHER_0, str(e))
         for r in rs or []:
-            if not any(t.account == r.account and t.destination is r.destination for t in targets):
-                targets.append(r)
+            for t, paths in targets:
+                if t.account == r.account and t.destination is r.destination:
+                    paths.append((path, params))
+                    break
+            else:
+                targets.append((r, [(path, params)]))
     info = await asyncio.to_thread(message_info, data)
-    try:
-        for r in targets:
-            mailbox = "Junk" if junk else ruleset_mailbox(r.destination, data, smtp_ctx)
+    failures: list[tuple[list[tuple[Path, cmd.RcptParams]], Reply]] = []
+    for r, paths in targets:
+        mailbox = "Junk" if junk else ruleset_mailbox(r.destination, data, smtp_ctx)
+        try:
             acc = await open_config_account(cfg, r.account)
             try:
                 await acc.add_message(mailbox, data, smtp=smtp_ctx, info=info)
             finally:
                 await acc.close()
-    except QuotaExceeded as e:
-        return _reply(c.C552_MAILBOX_FULL, c.SE_MAILBOX2_FULL_2, str(e))
-    except StoreError as e:
-        sess.log.errorx("storing message", e)
-        return _reply(c.C451_LOCAL_ERR, c.SE_SYS3_OTHER_0, "error storing message, try again later")
-    sess.log.info("message delivered", recipients=len(targets), size=len(data))
+        except QuotaExceeded as e:
+            failures.append((paths, _reply(c.C552_MAILBOX_FULL, c.SE_MAILBOX2_FULL_2, str(e))))
+        except StoreError as e:
+            sess.log.errorx("storing message", e, account=r.account)
+            failures.append((paths, _reply(c.C451_LOCAL_ERR, c.SE_SYS3_OTHER_0, "error storing message, try again later")))
+    if failures and len(failures) == len(targets):
+        # Nothing stored: the client keeps the message and retries (or bounces it) itself.
+        return failures[0][1]
+    if failures:
+        failed = {p.xstring(): (p, params, reply) for paths, reply in failures for p, params in paths}
+        # A recipient also served by a target that succeeded got the message.
+        for _r, paths in targets:
+            if not any(paths is fp for fp, _ in failures):
+                for p, _ in paths:
+                    failed.pop(p.xstring(), None)
+        if failed:
+            await _partial_failure_dsn(sess, ev, data, list(failed.values()))
+    sess.log.info("message delivered", recipients=len(targets) - len(failures), failed=len(failures), size=len(data))
     return _reply(c.C250_COMPLETED, c.SE_MAILBOX2_OTHER_0, f"{sess.cid} message delivered")
+
+
+async def _partial_failure_dsn(
+    sess: _Session, ev: sm.MessageComplete, data: bytes, failed: list[tuple[Path, cmd.RcptParams, Reply]]
+) -> None:
+    """Queue a failure DSN (RFC 3464) to the envelope sender for recipients whose copy could not be stored.
+
+    None for the null reverse-path (RFC 5321 section 4.5.5: no DSN about a DSN)
+    or when every failed recipient asked for NOTIFY=NEVER or no failure notices.
+    """
+    if ev.mail_from is None:
+        sess.log.info("not sending dsn for partially failed delivery: null sender", failed=len(failed))
+        return
+    rcpts = []
+    for p, params, reply in failed:
+        if params.notify is not None and "FAILURE" not in params.notify:
+            continue
+        rcpts.append(
+            dsn.Recipient(
+                final_recipient=p.xstring(),
+                action=dsn.Action.FAILED,
+                status=f"{reply.code // 100}.{reply.enhanced}" if reply.enhanced.count(".") == 1 else (reply.enhanced or "5.0.0"),
+                original_recipient=params.orcpt or "",
+                original_recipient_type=params.orcpt_type or "rfc822",
+                diagnostic_code=" ".join(reply.lines),
+                diagnostic_type="X-moxmail",
+                last_attempt_date=datetime.datetime.now(datetime.UTC),
+            )
+        )
+    if not rcpts:
+        return
+    cfg = sess.cfg
+    host = cfg.static.HostnameDomain.ascii if cfg.static.HostnameDomain is not None else "localhost"
+    hdrs = ev.mail_params.ret != "FULL"
+    text = (
+        "Delivery of your message failed for the recipients below, while it succeeded for the others.\n\n"
+        + "".join(f"\t{r.final_recipient}: {r.diagnostic_code}\n" for r in rcpts)
+    )
+    report = dsn.compose(
+        dsn.Message(
+            from_addr=f"postmaster@{host}",
+            to_addr=ev.mail_from.xstring(),
+            subject="mail delivery failed",
+            message_id=f"{time.time_ns():x}.dsn.{sess.cid}@{host}",
+            reporting_mta=host,
+            recipients=rcpts,
+            text_body=text,
+            smtputf8=ev.mail_params.smtputf8,
+            original_envelope_id=ev.mail_params.envid or "",
+            arrival_date=datetime.datetime.now(datetime.UTC),
+            original=data if not hdrs else dsn.header_section(data),
+            original_full=not hdrs,
+        ),
+        smtputf8=ev.mail_params.smtputf8,
+    )
+    try:
+        await mqueue.current().add("", None, [mqueue.NewRecipient(ev.mail_from)], report, smtputf8=ev.mail_params.smtputf8)
+    except mqueue.QueueError as e:
+        sess.log.errorx("queueing dsn for partially failed delivery", e)
 
 
 async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete, data: bytes) -> Reply:
