@@ -338,8 +338,27 @@ class PodmanService:
     def url(self) -> str:
         return f"unix://{self.path}"
 
+    @staticmethod
+    def stop_leftovers(directory: Path) -> None:
+        """Stop services of earlier runs whose owner is gone: directory holds OWNERPID.pid files with the
+        service's PID; a PID is only signalled when its command line is that service on that socket."""
+        for pidfile in directory.glob("podman-*.pid"):
+            owner = pidfile.stem.removeprefix("podman-")
+            sock = directory / f"podman-{owner}.sock"
+            if _owner_alive({LABEL_PID: owner}):
+                continue
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(pidfile.read_text())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if b"service" in cmdline and f"unix://{sock}".encode() in cmdline:
+                    log(f"stopping leftover podman service {pid}")
+                    os.kill(pid, 15)
+            pidfile.unlink(missing_ok=True)
+            sock.unlink(missing_ok=True)
+
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.stop_leftovers(self.path.parent)
         self.path.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             ["podman", "system", "service", "--time=0", self.url],
@@ -347,6 +366,7 @@ class PodmanService:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self.path.with_suffix(".pid").write_text(str(self.proc.pid))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -366,6 +386,7 @@ class PodmanService:
                 self.proc.kill()
                 self.proc.wait()
         self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".pid").unlink(missing_ok=True)
 
 
 # Keys and certificates.
@@ -713,6 +734,11 @@ def make_zones(ips: dict[str, str], dkim_txt: dict[str, str], mox2_spki: bytes) 
     mox2.add("_smtp._tls", "TXT", txt(f"v=TLSRPTv1; rua=mailto:tls-reports@{MOX2_DOMAIN}"))
     # DANE-EE, SPKI, SHA-256 (RFC 7671 section 5.1; RFC 7672 section 3.1.1).
     mox2.add("_25._tcp.mail", "TLSA", "3 1 1 " + hashlib.sha256(mox2_spki).hexdigest())
+    # A second MX name for mox2's address whose TLSA record matches no key: DANE must fail for
+    # the domain bad.mox2.example that uses it.
+    mox2.add("badmx", "A", ips["mox2"])
+    mox2.add("_25._tcp.badmx", "TLSA", "3 1 1 " + hashlib.sha256(b"not mox2's key" + mox2_spki).hexdigest())
+    mox2.add("bad", "MX", f"10 badmx.{MOX2_DOMAIN}.")
 
     postfix = Zone(POSTFIX_DOMAIN)
     postfix.add("@", "MX", f"10 {POSTFIX_HOST}.")

@@ -174,3 +174,18 @@ def test_interop_image_runs_localserve(interop: Network) -> None:
         assert typ == "OK" and data[0], f"{data}\n{interop.hosts['localserve'].logs()}"
     finally:
         im.logout()
+
+
+def test_interop_postfix_refuses_dane_mismatch(interop: Network) -> None:
+    """To an MX whose TLSA record matches no key (badmx.mox2.example, mox2's address), Postfix must not
+    deliver: the DANE check fails and the message is deferred, never sent in plaintext."""
+    net = interop
+    rcpt = f"mjl@bad.{MOX2_DOMAIN}"
+    (net.state / "postfix" / "bad.txt").write_text(f"From: <interop@{POSTFIX_DOMAIN}>\nTo: <{rcpt}>\nSubject: must not arrive\n\nx\n")
+    net.exec("postfix", ["sh", "-c", f"sendmail -f interop@{POSTFIX_DOMAIN} {rcpt} </state/bad.txt"])
+    log = net.wait_postfix_log(f"to=<{rcpt}>")
+    line = next(x for x in log.splitlines() if f"to=<{rcpt}>" in x)
+    assert "status=deferred" in line and "status=sent" not in log.split(f"to=<{rcpt}>")[-1], log
+    assert "no matching DANE TLSA records" in log or "Server certificate not verified" in line, log
+    # Drop it from Postfix's queue, so it does not retry during later tests.
+    net.exec("postfix", ["postsuper", "-d", "ALL", "deferred"])
