@@ -531,7 +531,28 @@ async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete,
         spf=str(spf_res.result), dkim_domains=passing, dmarc=str(dmarc_res.status) if dmarc_res else "",
         tls_version=_tls_info(sess.writer)[0],
     )  # fmt: skip
-    return await _deliver_all(sess, ev, prefix + data, smtp_ctx, junk=junk)
+    reply = await _deliver_all(sess, ev, prefix + data, smtp_ctx, junk=junk)
+    if reply.code == c.C250_COMPLETED:
+        await _process_reports(sess, ev, data, from_domain, dmarc_res is not None and str(dmarc_res.status) == "pass", dkim_res)
+    return reply
+
+
+async def _process_reports(
+    sess: _Session, ev: sm.MessageComplete, data: bytes, from_domain: Domain | None, dmarc_pass: bool, dkim_res: list[dkim.Result]
+) -> None:
+    """Messages to our DMARC/TLS reporting addresses are delivered as usual, and their reports
+    are parsed and stored for the statistics (mox.dmarcdb, mox.tlsrptdb). Never fails delivery."""
+    from mox.dmarcdb.incoming import is_report_address, process_report_delivery
+
+    dkim_pass = [r.sig.domain for r in dkim_res if str(r.status) == "pass" and r.sig is not None]
+    mail_from = ev.mail_from.xstring() if ev.mail_from is not None else ""
+    for p, _ in ev.recipients:
+        rcpt = p.xstring()
+        if not is_report_address(sess.cfg, rcpt):
+            continue
+        await process_report_delivery(
+            sess.cfg, rcpt, data, from_domain=from_domain, dmarc_pass=dmarc_pass, dkim_pass_domains=dkim_pass, mail_from=mail_from
+        )
 
 
 _evaldb: EvaluationDB | None = None
