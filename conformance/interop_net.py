@@ -851,7 +851,6 @@ home_mailbox = Maildir/
 smtpd_tls_cert_file = /state/postfix.pem
 smtpd_tls_key_file = /state/postfix.key
 smtpd_tls_security_level = may
-smtp_tls_CAfile = /state/ca.pem
 smtp_dns_support_level = dnssec
 smtp_tls_security_level = dane
 smtp_tls_loglevel = 1

@@ -93,10 +93,29 @@ def test_interop_postfix_delivers_to_mox2_with_dane(interop: Network) -> None:
     subject = f"postfix to mox2 {uuid.uuid4().hex[:8]}"
     msg = f"From: <interop@{POSTFIX_DOMAIN}>\nTo: <mjl@{MOX2_DOMAIN}>\nSubject: {subject}\n\nhello from postfix\n"
     (net.state / "postfix" / "msg.txt").write_text(msg)
-    net.exec("postfix", ["sh", "-c", f"sendmail -f interop@{POSTFIX_DOMAIN} mjl@{MOX2_DOMAIN} </state/msg.txt"])
+    # An IMAP IDLE session on mox2, opened before the message is sent, must report it.
+    idle = net.imap("mjl")
+    try:
+        typ, data = idle.select("INBOX")
+        assert typ == "OK", data
+        before = int(data[0] or b"0")
+        tag = idle._new_tag()
+        idle.send(tag + b" IDLE\r\n")
+        assert idle.readline().startswith(b"+"), "no IDLE continuation"
+        net.exec("postfix", ["sh", "-c", f"sendmail -f interop@{POSTFIX_DOMAIN} mjl@{MOX2_DOMAIN} </state/msg.txt"])
+        idle.sock.settimeout(60)
+        line = idle.readline()
+        m_exists = re.match(rb"\* (\d+) EXISTS", line)
+        assert m_exists and int(m_exists.group(1)) == before + 1, f"IDLE: {line!r}\n{net.all_logs()}"
+        idle.send(b"DONE\r\n")
+        while not (line := idle.readline()).startswith(tag):
+            assert line, "connection closed after IDLE"
+        assert line.split()[1] == b"OK", line
+    finally:
+        idle.logout()
     log = net.wait_postfix_log(f"to=<mjl@{MOX2_DOMAIN}>, relay={MOX2_HOST}[{net.ip('mox2')}]:25")
-    # DANE-verified TLS: the certificate is from the test CA, which Postfix only uses for the
-    # TLSA match ("Verified" = DANE-EE match with smtp_tls_security_level = dane).
+    # DANE-verified TLS: Postfix has no CA for mox2's certificate (from the test CA), so "Verified"
+    # can only come from the DANE-EE TLSA match (smtp_tls_security_level = dane, RFC 7672).
     assert re.search(rf"Verified TLS connection established to {re.escape(MOX2_HOST)}\[", log), log
     assert re.search(rf"to=<mjl@{re.escape(MOX2_DOMAIN)}>.*status=sent", log), log
 
