@@ -42,13 +42,13 @@ from mox.tlsrptdb import TLSRPTDB
 TIME_LIMIT = 300.0
 
 
-async def run(port: int, n: int, size: int, domains: int) -> dict[str, object]:
+async def run(port: int, n: int, size: int, domains: int, per_domain: int) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="moxbench-queue-"))
     cfg = load_config(write_local_config(tmp))
     names = [f"d{i}.example" for i in range(domains)]
     resolver = MockResolver(mx={d: [MX(10, "mx.example.org")] for d in names}, a={"mx.example.org": ["127.0.0.1"]})
     body = b"x" * max(0, size - 100)
-    q = await open_queue(tmp / "q", max_concurrent=max(8, 2 * domains))
+    q = await open_queue(tmp / "q", max_concurrent=max(16, 2 * domains), max_per_domain=per_domain)
     db = await TLSRPTDB.open(tmp / "tlsrpt.db")
     sender = parse_mailbox("bench@localhost", True)
     t0 = time.monotonic()
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--domains", type=int, default=1)
+    ap.add_argument("--per-domain", type=int, default=2, help="batches in flight per recipient domain (queue default 2)")
     args = ap.parse_args()
     mlog.set_config({"": mlog.Level.ERROR})
     parent, child = multiprocessing.Pipe()
@@ -87,7 +88,7 @@ def main() -> None:
 
         async def both() -> dict[str, object]:
             sink = await raw_client(port, args.messages, msg, True)
-            out = await run(port, args.messages, args.size, args.domains)
+            out = await run(port, args.messages, args.size, args.domains, args.per_domain)
             return {"sink_msg_per_s": round(args.messages / sink, 1), **out}
 
         res = asyncio.run(both())
