@@ -9,7 +9,7 @@ answers at once and discards data; its own ceiling is measured first with a
 raw pipelining client. Prints one JSON line: sink msg/s, queue msg/s,
 connections the sink saw, wall seconds.
 
-    .venv/bin/python bench/queue_deliver.py [--messages 2000] [--size 2048] [--domains 1]
+    .venv/bin/python bench/queue_deliver.py [--messages 2000] [--size 2048] [--domains 1] [--per-domain 2]
 
 With --domains N the recipients are spread over N domains (all pointing at the
 sink), showing per-destination concurrency.
