@@ -28,7 +28,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,6 +164,12 @@ class GetResult:
         return [m.text() for m in self.policy.mx] if self.policy is not None else []
 
 
+@dataclass
+class _DomainLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class PolicyDB:
     """The cache. ``db = await PolicyDB.open(path)``; ``await db.close()``.
 
@@ -188,7 +194,8 @@ class PolicyDB:
         self.now = now
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtastsdb")
         self._conn: sqlite3.Connection | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Per-domain lock and number of users, so concurrent gets share one fetch.
+        self._locks: dict[str, _DomainLock] = {}
 
     @classmethod
     async def open(
@@ -293,24 +300,22 @@ class PolicyDB:
 
     # Use during delivery.
 
-    def _lock(self, name: str) -> asyncio.Lock:
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        return lock
-
     async def get(self, resolver: Resolver, domain: Domain | str) -> GetResult:
         """The MTA-STS policy to apply for a recipient domain (see the module doc).
 
         Concurrent calls for one domain are serialized, so one fetch serves them.
         """
         d = _domain(domain)
-        lock = self._lock(d.ascii)
+        entry = self._locks.get(d.ascii)
+        if entry is None:
+            entry = self._locks[d.ascii] = _DomainLock()
+        entry.users += 1
         try:
-            async with lock:
+            async with entry.lock:
                 return await self._get(resolver, d)
         finally:
-            if not lock.locked() and self._locks.get(d.ascii) is lock:
+            entry.users -= 1
+            if entry.users == 0:
                 del self._locks[d.ascii]
 
     async def _get(self, resolver: Resolver, d: Domain) -> GetResult:
