@@ -361,7 +361,9 @@ class Outcome:
     "5.1.1" or "1.1"), 0/"" when the failure was local (DNS, connection,
     policy); text: the remote's reply text or our error; lines: the full SMTP
     reply lines (for the DSN's Diagnostic-Code); remote: the host that gave the
-    answer (the DSN's Remote-MTA).
+    answer (the DSN's Remote-MTA). A permanent failure with a code and a remote
+    (or reply lines) may put the recipient on the sender's suppression list, as
+    upstream does for remote SMTP errors; local failures (no remote) never do.
     """
 
     kind: OutcomeKind

@@ -623,7 +623,10 @@ class Queue:
 
     def _suppression_process(self, c: Any, m: QueuedMsg, o: Outcome) -> None:
         """Upstream's suppression rules for a remote permanent failure (on the DB thread)."""
-        if not m.sender_account or o.code == 0 or o.kind == OutcomeKind.TEMPORARY:
+        # Only answers of a remote SMTP server count (upstream: an SMTP error from the remote), not
+        # local failures such as a recipient domain that does not exist.
+        remote_answer = bool(o.lines) or not o.remote.is_zero()
+        if not m.sender_account or o.code == 0 or not remote_answer or o.kind == OutcomeKind.TEMPORARY:
             return
         secode = _short_secode(o.secode)
         if o.code in _IMMEDIATE_BLOCK_CODES or (o.code // 100 == 5 and secode in _IMMEDIATE_BLOCK_SECODES):

@@ -321,3 +321,13 @@ async def test_hold_and_concurrency_limits(cfg: Config) -> None:
     finally:
         await q.close()
 
+
+
+async def test_local_permanent_failure_not_suppressed(q: Queue, cfg: Config) -> None:
+    # A failure without a remote answer (e.g. the domain does not exist) fails the message but does not
+    # put the address on the suppression list.
+    q.start(FakeDeliverer(lambda m: Outcome.permanent("recipient domain does not exist", 550, "5.1.2")))
+    await q.add("mox", addr("mox@localhost"), [addr("x@nxdomain.example")], message())
+    await wait_until_dsns(cfg, 1)
+    await wait_until_count(q, 0)
+    assert not await q.is_suppressed("mox", addr("x@nxdomain.example"))
