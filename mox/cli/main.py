@@ -182,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_commands,
         auth_commands,
         commands,
+        delivery_commands,
         deploy_commands,
         dns_commands,
         importexport_commands,
