@@ -68,8 +68,20 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 # Address of each host in the /26 of a run: network base + offset.
 OFFSETS = {"gateway": 1, "dns": 2, "mox2": 12, "postfix": 13, "localserve": 30}
-SUBNETS = [ipaddress.ip_network(f"198.51.100.{n}/26") for n in (0, 64, 128, 192)]
+SUBNETS = [ipaddress.IPv4Network(f"198.51.100.{n}/26") for n in (0, 64, 128, 192)]
+# The IPv6 /64 paired with each /26 (same index), for dual stack.
+SUBNETS6 = [ipaddress.IPv6Network(f"2001:db8:100:{i}::/64") for i in range(len(SUBNETS))]
 REVERSE_ZONE = "100.51.198.in-addr.arpa."
+
+
+def reverse_zone6(net6: ipaddress.IPv6Network) -> str:
+    """The ip6.arpa zone of a /64, e.g. 1.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa."""
+    return ".".join(net6.network_address.reverse_pointer.split(".")[16:]) + "."
+
+
+def reverse_owner6(ip6: str) -> str:
+    """The owner name of ip6's PTR record relative to its /64's reverse zone."""
+    return ".".join(ipaddress.IPv6Address(ip6).reverse_pointer.split(".")[:16])
 
 MOX2_DOMAIN = "mox2.example"
 MOX2_HOST = "mail.mox2.example"
@@ -143,7 +155,7 @@ def remove_leftovers() -> None:
             podman("network", "rm", "-f", *stale, check=False)
 
 
-def host_on_bridge(network: str, gateway: str, prefixlen: int, targets: list[str]) -> str:
+def host_on_bridge(network: str, gateways: list[tuple[str, int]], targets: list[str]) -> str:
     """Give the host the gateway address on the network's bridge and check that traffic from the host
     to targets goes over that bridge; returns the bridge's name.
 
@@ -159,8 +171,12 @@ def host_on_bridge(network: str, gateway: str, prefixlen: int, targets: list[str
         raise InteropError(f"podman network {network}: no bridge interface in {info}")
     addrs = json.loads(subprocess.run(["ip", "-j", "addr", "show", "dev", iface], capture_output=True, text=True, check=True).stdout)
     have = {a.get("local") for link in addrs for a in link.get("addr_info", [])}
-    if gateway not in have:
-        subprocess.run(["ip", "addr", "add", f"{gateway}/{prefixlen}", "dev", iface], capture_output=True, text=True, check=True)
+    for gateway, prefixlen in gateways:
+        if gateway not in have:
+            # nodad: usable at once, no duplicate address detection wait for IPv6.
+            extra = ["nodad"] if ":" in gateway else []
+            cmd = ["ip", "addr", "add", f"{gateway}/{prefixlen}", "dev", iface, *extra]
+            subprocess.run(cmd, capture_output=True, text=True, check=True)
     for ip in targets:
         r = json.loads(subprocess.run(["ip", "-j", "route", "get", ip], capture_output=True, text=True, check=True).stdout)
         dev = r[0].get("dev") if r else None
@@ -499,6 +515,7 @@ class Host:
     name: str
     ip: str
     hostname: str
+    ip6: str = ""
     container: Any = None  # testcontainers DockerContainer
 
     def logs(self) -> str:
@@ -512,6 +529,7 @@ class Host:
 class Network:
     state: Path
     subnet: ipaddress.IPv4Network
+    subnet6: ipaddress.IPv6Network
     hosts: dict[str, Host]
     ca_file: Path
     images: dict[str, str]
@@ -519,6 +537,9 @@ class Network:
 
     def ip(self, host: str) -> str:
         return self.hosts[host].ip
+
+    def ip6(self, host: str) -> str:
+        return self.hosts[host].ip6
 
     def exec(self, host: str, cmd: list[str], check: bool = True) -> tuple[int, str]:
         """Run cmd in host's container; returns (exit code, output)."""
@@ -564,6 +585,7 @@ class Network:
         v: dict[str, str] = {
             "MOX_INTEROP_STATE": str(self.state),
             "MOX_INTEROP_SUBNET": str(self.subnet),
+            "MOX_INTEROP_SUBNET6": str(self.subnet6),
             "MOX_INTEROP_CA": str(self.ca_file),
             "MOX_INTEROP_RESOLVER": f"{self.ip('dns')}:53",
             "MOX_INTEROP_MOX2_CONFIG": str(self.state / "mox2" / "config" / "mox.conf"),
@@ -572,6 +594,7 @@ class Network:
         for h in self.hosts.values():
             key = h.name.upper()
             v[f"MOX_INTEROP_{key}_IP"] = h.ip
+            v[f"MOX_INTEROP_{key}_IP6"] = h.ip6
             v[f"MOX_INTEROP_{key}_HOSTNAME"] = h.hostname
             if h.container is not None:
                 v[f"MOX_INTEROP_{key}_CONTAINER"] = h.container.get_wrapped_container().name
@@ -626,7 +649,7 @@ def dns_authentic(server: str, name: str, rtype: str) -> bool:
     return r.rcode() == dns.rcode.NOERROR and bool(r.flags & dns.flags.AD) and len(r.answer) > 0
 
 
-def write_mox2_config(state: Path, net_ips: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str], bytes]:
+def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str], bytes]:
     """Config and data dirs for mox2 under state/mox2, with the project's config code.
 
     Returns (path of mox.conf, DKIM TXT records by selector, DER SPKI of the TLS key for TLSA).
@@ -644,7 +667,7 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], ca: TestCA) -> tuple
     cdir, ddir = root / "config", root / "data"
     cdir.mkdir(parents=True)
     ddir.mkdir()
-    cert, key, spki = ca.issue([MOX2_HOST], [net_ips["mox2"]])
+    cert, key, spki = ca.issue([MOX2_HOST], [net_ips["mox2"], net_ips6["mox2"]])
     write_file_atomic(cdir / "mail.crt", cert, 0o644)
     write_file_atomic(cdir / "mail.key", key, 0o600)
     write_file_atomic(cdir / "adminpasswd", keys.hash_admin_password("interop-admin-pw") + b"\n", 0o600)
@@ -659,7 +682,7 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], ca: TestCA) -> tuple
         dkim_txt[sel] = txt_record(serialization.load_pem_private_key(pem, None))  # type: ignore[arg-type]
 
     listener = model.Listener(
-        IPs=[net_ips["mox2"]],
+        IPs=[net_ips["mox2"], net_ips6["mox2"]],
         TLS=model.ListenerTLS(KeyCerts=[model.KeyCert(CertFile="mail.crt", KeyFile="mail.key")]),
         SMTP=model.SMTPListener(Enabled=True),
         Submission=model.SubmissionListener(Enabled=True),
@@ -719,14 +742,17 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], ca: TestCA) -> tuple
     return conf, dkim_txt, spki
 
 
-def make_zones(ips: dict[str, str], dkim_txt: dict[str, str], mox2_spki: bytes) -> dict[str, Zone]:
+def make_zones(
+    ips: dict[str, str], ips6: dict[str, str], subnet6: ipaddress.IPv6Network, dkim_txt: dict[str, str], mox2_spki: bytes
+) -> dict[str, Zone]:
     """The zones, with records derived from the hosts' addresses, mox2's config and keys."""
     example = Zone("example")
     mox2 = Zone(MOX2_DOMAIN)
     # mox2.example: what `mox config dnsrecords` would list for this config.
     mox2.add("@", "MX", f"10 {MOX2_HOST}.")
     mox2.add("mail", "A", ips["mox2"])
-    mox2.add("@", "TXT", txt(f"v=spf1 ip4:{ips['mox2']} mx ~all"))
+    mox2.add("mail", "AAAA", ips6["mox2"])
+    mox2.add("@", "TXT", txt(f"v=spf1 ip4:{ips['mox2']} ip6:{ips6['mox2']} mx ~all"))
     mox2.add("mail", "TXT", txt("v=spf1 a -all"))
     for sel, rec in dkim_txt.items():
         mox2.add(f"{sel}._domainkey", "TXT", txt(rec))
@@ -743,23 +769,30 @@ def make_zones(ips: dict[str, str], dkim_txt: dict[str, str], mox2_spki: bytes) 
     postfix = Zone(POSTFIX_DOMAIN)
     postfix.add("@", "MX", f"10 {POSTFIX_HOST}.")
     postfix.add("mail", "A", ips["postfix"])
-    postfix.add("@", "TXT", txt(f"v=spf1 ip4:{ips['postfix']} -all"))
+    postfix.add("mail", "AAAA", ips6["postfix"])
+    postfix.add("@", "TXT", txt(f"v=spf1 ip4:{ips['postfix']} ip6:{ips6['postfix']} -all"))
     postfix.add("mail", "TXT", txt("v=spf1 a -all"))
     postfix.add("_dmarc", "TXT", txt("v=DMARC1; p=none"))
 
     rev = Zone(REVERSE_ZONE.rstrip("."))
+    rev6 = Zone(reverse_zone6(subnet6).rstrip("."))
     for host, hostname in (("dns", "ns.example"), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST)):
         rev.add(ips[host].split(".")[-1], "PTR", hostname + ".")
+        rev6.add(reverse_owner6(ips6[host]), "PTR", hostname + ".")
     # The DS records of the signed children are appended by interop/dns.sh once knot made their keys.
     for child in (mox2, postfix):
         example.add(child.name.removesuffix(".example"), "NS", "ns.example.")
-    return {"example": example, MOX2_DOMAIN: mox2, POSTFIX_DOMAIN: postfix, rev.name: rev}
+    return {"example": example, MOX2_DOMAIN: mox2, POSTFIX_DOMAIN: postfix, rev.name: rev, rev6.name: rev6}
 
 
 SIGNED = ["example", MOX2_DOMAIN, POSTFIX_DOMAIN]
 
 
-def write_dns_state(d: Path, zones: dict[str, Zone], dns_ip: str, subnet: ipaddress.IPv4Network) -> None:
+def write_dns_state(
+    d: Path, zones: dict[str, Zone], dns_ips: list[str], subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> None:
+    dns_ip = dns_ips[0]
+    reverse = [f"{name}." for name in zones if name.endswith(".arpa")]
     for z in zones.values():
         write(d / "knot" / "zones" / f"{z.name}.zone", z.text(dns_ip))
     write(d / "signed-children", "\n".join(z for z in SIGNED if z != "example") + "\n")
@@ -798,7 +831,11 @@ template:
 zone:
 {zone_conf}""",
     )
-    stubs = "".join(f'stub-zone:\n    name: "{z}"\n    stub-addr: 127.0.0.1@53\n' for z in ("example.", REVERSE_ZONE))
+    stubs = "".join(f'stub-zone:\n    name: "{z}"\n    stub-addr: 127.0.0.1@53\n' for z in ("example.", *reverse))
+    interfaces = "".join(f"    interface: {ip}\n" for ip in dns_ips)
+    access = "".join(f"    access-control: {net} allow\n" for net in subnets)
+    # unbound refuses the documentation ranges' reverse zones unless they are transparent.
+    local = "".join(f'    local-zone: "{z}" transparent\n' for z in reverse)
     write(
         d / "unbound.conf",
         f"""server:
@@ -811,23 +848,20 @@ zone:
     chroot: ""
     pidfile: ""
     directory: "/state/unbound"
-    interface: {dns_ip}
-    access-control: {subnet} allow
-    do-not-query-localhost: no
+{interfaces}{access}    do-not-query-localhost: no
     module-config: "validator iterator"
     include: "/state/trust-anchor.conf"
     local-zone: "." static
     local-zone: "example." transparent
-    local-zone: "{REVERSE_ZONE}" transparent
-    cache-max-ttl: 30
+{local}    cache-max-ttl: 30
     cache-max-negative-ttl: 5
 {stubs}""",
     )
     (d / "unbound").mkdir(exist_ok=True)
 
 
-def write_postfix_state(d: Path, ca: TestCA, ip: str) -> None:
-    cert, key, _spki = ca.issue([POSTFIX_HOST], [ip])
+def write_postfix_state(d: Path, ca: TestCA, ips: list[str]) -> None:
+    cert, key, _spki = ca.issue([POSTFIX_HOST], ips)
     write(d / "postfix.pem", cert)
     write(d / "postfix.key", key, 0o600)
     write(d / "ca.pem", ca.cert_pem)
@@ -841,7 +875,7 @@ mydomain = {POSTFIX_DOMAIN}
 myorigin = $mydomain
 mydestination = $mydomain, $myhostname, localhost
 inet_interfaces = all
-inet_protocols = ipv4
+inet_protocols = all
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 alias_maps =
@@ -891,13 +925,21 @@ def start_network(state: Path) -> Iterator[Network]:
         # Each run gets its own /26; a concurrent run may take the one found free first: try again.
         for attempt in range(len(SUBNETS)):
             subnet = free_subnet()
-            base = int(subnet.network_address)
+            subnet6 = SUBNETS6[SUBNETS.index(subnet)]
+            base, base6 = int(subnet.network_address), int(subnet6.network_address)
             ips = {h: str(ipaddress.IPv4Address(base + off)) for h, off in OFFSETS.items()}
+            ips6 = {h: str(ipaddress.IPv6Address(base6 + off)) for h, off in OFFSETS.items()}
             tcnet = TCNetwork(
                 docker_network_kw={
                     "internal": True,
                     "labels": {LABEL: "1", LABEL_PID: str(os.getpid())},
-                    "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=ips["gateway"])]),
+                    "enable_ipv6": True,
+                    "ipam": IPAMConfig(
+                        pool_configs=[
+                            IPAMPool(subnet=str(subnet), gateway=ips["gateway"]),
+                            IPAMPool(subnet=str(subnet6), gateway=ips6["gateway"]),
+                        ]
+                    ),
                 }
             )
             tcnet.name = f"moxmail-interop-{os.getpid()}"
@@ -913,19 +955,19 @@ def start_network(state: Path) -> Iterator[Network]:
 
         ca = TestCA.make()
         ca_file = write(state / "ca.pem", ca.cert_pem)
-        conf, dkim_txt, spki = write_mox2_config(state, ips, ca)
-        zones = make_zones(ips, dkim_txt, spki)
-        write_dns_state(state / "dns", zones, ips["dns"], subnet)
-        write_postfix_state(state / "postfix", ca, ips["postfix"])
+        conf, dkim_txt, spki = write_mox2_config(state, ips, ips6, ca)
+        zones = make_zones(ips, ips6, subnet6, dkim_txt, spki)
+        write_dns_state(state / "dns", zones, [ips["dns"], ips6["dns"]], [subnet, subnet6])
+        write_postfix_state(state / "postfix", ca, [ips["postfix"], ips6["postfix"]])
         timings["configs"] = time.monotonic() - t1
 
         hosts = {
-            "dns": Host("dns", ips["dns"], "ns.example"),
-            "postfix": Host("postfix", ips["postfix"], POSTFIX_HOST),
-            "mox2": Host("mox2", ips["mox2"], MOX2_HOST),
-            "localserve": Host("localserve", ips["localserve"], "localserve.example"),
+            "dns": Host("dns", ips["dns"], "ns.example", ips6["dns"]),
+            "postfix": Host("postfix", ips["postfix"], POSTFIX_HOST, ips6["postfix"]),
+            "mox2": Host("mox2", ips["mox2"], MOX2_HOST, ips6["mox2"]),
+            "localserve": Host("localserve", ips["localserve"], "localserve.example", ips6["localserve"]),
         }
-        net = Network(state, subnet, hosts, ca_file, images, timings)
+        net = Network(state, subnet, subnet6, hosts, ca_file, images, timings)
 
         def save_logs() -> None:
             ldir = state / "logs"
@@ -942,7 +984,9 @@ def start_network(state: Path) -> Iterator[Network]:
                 dns=[ips["dns"]],
                 dns_opt=["trust-ad"],
                 network=tcnet.name,
-                networking_config={tcnet.name: EndpointConfig("1.44", aliases=[h.hostname], ipv4_address=h.ip)},
+                networking_config={
+                    tcnet.name: EndpointConfig("1.44", aliases=[h.hostname], ipv4_address=h.ip, ipv6_address=h.ip6)
+                },
                 **kw,
             )
             h.container = c
@@ -969,7 +1013,8 @@ def start_network(state: Path) -> Iterator[Network]:
             timings[f"start-{name}"] = time.monotonic() - t1
         timings["started"] = time.monotonic() - t1
         # The CNI bridge exists once the first container is attached.
-        host_on_bridge(tcnet.name, ips["gateway"], subnet.prefixlen, [h.ip for h in hosts.values()])
+        gateways = [(ips["gateway"], subnet.prefixlen), (ips6["gateway"], subnet6.prefixlen)]
+        host_on_bridge(tcnet.name, gateways, [ip for h in hosts.values() for ip in (h.ip, h.ip6)])
         wait_for(
             "unbound to answer mox2.example SOA with AD (DNSSEC-validated)",
             lambda: dns_authentic(ips["dns"], MOX2_DOMAIN, "SOA"),
@@ -980,6 +1025,7 @@ def start_network(state: Path) -> Iterator[Network]:
         wait_for("postfix SMTP greeting", lambda: smtp_banner(ips["postfix"]), READY_TIMEOUT, net.all_logs)
         timings["postfix"] = time.monotonic() - t1
         wait_for("mox2 SMTP greeting", lambda: smtp_banner(ips["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
+        wait_for("mox2 SMTP greeting over IPv6", lambda: smtp_banner(ips6["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
         wait_for("localserve SMTP greeting", lambda: smtp_banner(ips["localserve"], 1025), READY_TIMEOUT, hosts["localserve"].logs)
         timings["up"] = time.monotonic() - t1
         log(f"network up on {subnet}: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

@@ -61,6 +61,7 @@ def test_interop_dnssec_authentic(interop: Network) -> None:
         ("example.", "SOA"),
         (f"{MOX2_DOMAIN}.", "MX"),
         (f"{MOX2_HOST}.", "A"),
+        (f"{MOX2_HOST}.", "AAAA"),
         (f"_25._tcp.{MOX2_HOST}.", "TLSA"),
         (f"ed1._domainkey.{MOX2_DOMAIN}.", "TXT"),
         (f"_dmarc.{MOX2_DOMAIN}.", "TXT"),
@@ -80,6 +81,8 @@ def test_interop_dnssec_authentic(interop: Network) -> None:
         ptr = await res.lookup_addr(net.ip("mox2"))
         # The reverse zone is unsigned: an answer, but not authentic.
         assert [p.rstrip(".") for p in ptr.records] == [MOX2_HOST] and not ptr.authentic
+        ptr6 = await res.lookup_addr(net.ip6("mox2"))
+        assert [p.rstrip(".") for p in ptr6.records] == [MOX2_HOST]
 
     asyncio.run(lookups())
 
@@ -113,7 +116,8 @@ def test_interop_postfix_delivers_to_mox2_with_dane(interop: Network) -> None:
         assert line.split()[1] == b"OK", line
     finally:
         idle.logout()
-    log = net.wait_postfix_log(f"to=<mjl@{MOX2_DOMAIN}>, relay={MOX2_HOST}[{net.ip('mox2')}]:25")
+    # Over IPv4 or IPv6: Postfix picks either (smtp_address_preference = any).
+    log = net.wait_postfix_log(f"to=<mjl@{MOX2_DOMAIN}>, relay={MOX2_HOST}[")
     # DANE-verified TLS: Postfix has no CA for mox2's certificate (from the test CA), so "Verified"
     # can only come from the DANE-EE TLSA match (smtp_tls_security_level = dane, RFC 7672).
     assert re.search(rf"Verified TLS connection established to {re.escape(MOX2_HOST)}\[", log), log
@@ -208,3 +212,18 @@ def test_interop_postfix_refuses_dane_mismatch(interop: Network) -> None:
     assert "no matching DANE TLSA records" in log or "Server certificate not verified" in line, log
     # Drop it from Postfix's queue, so it does not retry during later tests.
     net.exec("postfix", ["postsuper", "-d", "ALL", "deferred"])
+
+
+def test_interop_ipv6_imap_and_smtp(interop: Network) -> None:
+    """mox2 listens on its IPv6 address too: SMTP greeting, IMAP STARTTLS (the certificate names the
+    address) and login over IPv6 from the host."""
+    ip6 = interop.ip6("mox2")
+    assert smtp_banner(ip6, 25)
+    im = imaplib.IMAP4(ip6, 143, timeout=20)
+    try:
+        im.starttls(interop.ssl_context())
+        addr, password = MOX2_ACCOUNTS["mjl"]
+        assert im.login(addr, password)[0] == "OK"
+        assert im.select("INBOX")[0] == "OK"
+    finally:
+        im.logout()
