@@ -136,6 +136,7 @@ class Received:
     rcpt_lines: list[str]
     data: bytes
     bdat: bool
+    size: int = 0
 
 
 DEFAULT_EXTENSIONS = ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "SIZE 20000000", "DSN"]
@@ -173,6 +174,7 @@ class FakeServer:
     auth: list[str] = field(default_factory=list)
     auth_lookup: Callable[[str], Awaitable[object]] | None = None
     hook: CommandHook | None = None
+    keep_data: bool = True  # False: message data is counted, not kept (memory tests).
     received: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     connections: int = 0
@@ -208,6 +210,7 @@ class FakeServer:
         rcpts: list[str] = []
         rcpt_lines: list[str] = []
         bdat_buf = bytearray()
+        bdat_size = 0
         while True:
             raw = await reader.readline()
             if not raw:
@@ -263,20 +266,23 @@ class FakeServer:
                 if not self.replies.get("DATA", b"354").startswith(b"354"):
                     continue
                 data = bytearray()
+                size = 0
                 while True:
                     ln = await reader.readline()
                     if not ln:
                         return
                     if ln == b".\r\n":
                         break
-                    data += ln
-                    if 0 <= self.disconnect_in_data <= len(data):
+                    size += len(ln) - (1 if ln.startswith(b"..") else 0)
+                    if self.keep_data:
+                        data += ln
+                    if 0 <= self.disconnect_in_data <= size:
                         return
                 msg = bytes(data).replace(b"\r\n..", b"\r\n.")
                 if msg.startswith(b".."):
                     msg = msg[1:]
                 self.received.append(
-                    Received(mail_from, mail_params, list(rcpts), list(rcpt_lines), msg, False)
+                    Received(mail_from, mail_params, list(rcpts), list(rcpt_lines), msg, False, size)
                 )
                 await self._reply(writer, "DATAEND", b"250 2.0.0 message queued\r\n")
             elif verb == "BDAT":
@@ -284,24 +290,37 @@ class FakeServer:
                 n = int(parts[1])
                 last = len(parts) > 2 and parts[2].upper() == "LAST"
                 chunk = await reader.readexactly(n)
-                if 0 <= self.disconnect_in_data <= len(bdat_buf) + n:
+                bdat_size += n
+                if 0 <= self.disconnect_in_data <= bdat_size:
                     return
-                bdat_buf += chunk
+                if self.keep_data:
+                    bdat_buf += chunk
                 if not rcpts:
                     bdat_buf.clear()
+                    bdat_size = 0
                     await self._reply(writer, "BDAT", b"554 5.5.1 no valid recipients\r\n")
                     continue
                 if last:
                     self.received.append(
-                        Received(mail_from, mail_params, list(rcpts), list(rcpt_lines), bytes(bdat_buf), True)
+                        Received(
+                            mail_from,
+                            mail_params,
+                            list(rcpts),
+                            list(rcpt_lines),
+                            bytes(bdat_buf),
+                            True,
+                            bdat_size,
+                        )
                     )
                     bdat_buf.clear()
+                    bdat_size = 0
                     await self._reply(writer, "BDAT", b"250 2.0.0 message queued\r\n")
                 else:
                     await self._reply(writer, "BDATCHUNK", b"250 2.0.0 chunk ok\r\n")
             elif verb == "RSET":
                 rcpts, rcpt_lines = [], []
                 bdat_buf.clear()
+                bdat_size = 0
                 await self._reply(writer, "RSET", b"250 2.0.0 ok\r\n")
             elif verb == "NOOP":
                 await self._reply(writer, "NOOP", b"250 2.0.0 ok\r\n")

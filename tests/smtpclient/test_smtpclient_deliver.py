@@ -453,3 +453,30 @@ async def test_421_closes() -> None:
 async def test_bad_ehlo_hostname() -> None:
     with pytest.raises(ValueError):
         await connect("127.0.0.1", 1, ehlo_hostname="bad name\r\nRSET")
+
+
+@pytest.mark.parametrize("extensions", [["PIPELINING", "CHUNKING"], ["PIPELINING"]])
+async def test_large_message_bounded_memory(tmp_path: Path, extensions: list[str]) -> None:
+    # 16 MiB from a file: the client's allocations stay far below the message size.
+    import tracemalloc
+
+    p = tmp_path / "big"
+    line = b"y" * 4095 + b"\n"  # Bare LF: converted on the way, chunk by chunk.
+    with open(p, "wb") as f:
+        f.write(b"Subject: big\n\n")
+        for _ in range(16):
+            f.write(line * 256)
+    size = p.stat().st_size
+    async with serve(FakeServer(extensions=extensions, keep_data=False)) as (srv, port):
+        c = await dial(port, timeouts=Timeouts(data_block=60, data_final=60))
+        tracemalloc.start()
+        try:
+            res = await c.deliver("a@example.com", ["b@example.org"], p)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert res.delivered
+        await c.close()
+    assert srv.received[0].size == size + 16 * 256 + 2  # Every LF became CRLF.
+    # Loading it whole would take the file plus its converted copy, over 32 MiB.
+    assert peak < 12 * 1024 * 1024, peak
