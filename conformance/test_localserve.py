@@ -84,7 +84,7 @@ MESSAGE = "From: {frm}\r\nTo: mox@localhost\r\nSubject: {subject}\r\n\r\nhello\r
 
 def test_readme_command_serves_smtp_submission_imap(readme_localserve: Localserve) -> None:
     ls = readme_localserve
-    assert "the default user is mox@localhost, with password moxmoxmox" in ls.log()
+    assert "account: mox@localhost, password moxmoxmox" in ls.log()
     assert f"imap://mox%40localhost:moxmoxmox@localhost:{ls.ports.imap}" in ls.log()
     with smtplib.SMTP("127.0.0.1", ls.ports.smtp) as s:
         s.sendmail(
@@ -122,7 +122,7 @@ def test_fresh_directory_is_created_and_served(tmp_path: Path) -> None:
     code = f"from mox.localserve import run; from mox.config.example import LocalPorts; import sys; sys.exit(run({str(root)!r}, ip='127.0.0.1', ports=LocalPorts(*{list(vars(ports).values())!r})))"
     ls = _start(tmp_path, [sys.executable, "-c", code], root, ports)
     try:
-        assert "serving from newly created config dir" in ls.log()
+        assert "serving from new directory" in ls.log()
         with imaplib.IMAP4("127.0.0.1", ports.imap) as c:
             typ, _ = c.login("mox@localhost", "moxmoxmox")
             assert typ == "OK"

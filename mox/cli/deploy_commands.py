@@ -15,42 +15,29 @@ if TYPE_CHECKING:
 @command(
     "localserve",
     flags=[
-        Flag(
-            "dir",
-            "",
-            "configuration storage directory (default $XDG_CONFIG_HOME/mox-localserve or ~/.config/mox-localserve)",
-        ),
-        Flag(
-            "ip",
-            "",
-            "serve on this ip instead of default 127.0.0.1 and ::1. only used when writing configuration, at first launch.",
-        ),
-        Flag("initonly", False, "write configuration files and exit"),
+        Flag("dir", "", "directory for configuration and data (default $XDG_CONFIG_HOME/mox-localserve or ~/.config/mox-localserve)"),
+        Flag("ip", "", "IP to listen on instead of 127.0.0.1 and ::1; only used when a new configuration is written"),
+        Flag("initonly", False, "only write the configuration, do not start serving"),
     ],
-    help="""Start a local SMTP/IMAP server that accepts all messages, useful when testing/developing software that sends email.
+    help="""Run a local mail server for developing and testing software that sends email.
 
-Localserve starts mox with a configuration suitable for local email-related
-software development and testing. It listens for SMTP, submission(s), IMAP(s)
-and HTTP(S) on localhost, on the usual port numbers + 1000.
+On first use, the directory (-dir) is created with a configuration for
+localhost: account mox@localhost with password moxmoxmox, admin password
+moxadmin, and a new self-signed TLS certificate. Later runs use what is there;
+remove the directory to start afresh. The services listen on localhost, each
+on its usual port plus 1000: SMTP 1025, submission 1587, submissions 1465,
+IMAP 1143, IMAPS 1993, HTTP 1080, HTTPS 1443, metrics 1081. The URLs, with
+credentials, are printed at start.
 
-The configuration and data are stored in the user's configuration directory
-under "mox-localserve" (e.g. ~/.config/mox-localserve), or in the directory
-given with -dir. If the directory does not exist yet, it is created with
-configuration files, an account with email address mox@localhost and password
-moxmoxmox, admin password moxadmin, and a new self-signed TLS certificate.
+Nothing leaves the machine. DNS questions about localhost and loopback
+addresses are answered without a query and other names do not exist (unless
+MOX_DNS names DNS servers to use). Submitted messages for other domains are
+delivered to the local account by the outgoing queue.
 
-No DNS query leaves the machine: localhost and loopback addresses are answered
-locally, other names do not exist (unless MOX_DNS names DNS servers to use).
-
-Recipient addresses whose localpart ends in the following are handled specially:
-
-- "temperror": fail with a temporary error code
-- "permerror": fail with a permanent error code
-- [45][0-9][0-9]: fail with that error code
-- "timeout": no response
-
-If the localpart begins with "mailfrom" or "rcptto", the error is returned
-during those commands instead of during "data".""",
+Submitted messages whose recipient local part ends in "temperror" or
+"permerror" fail delivery with a temporary or permanent error (the latter with
+a DSN to the sender), in three digits from 400 to 600 with that reply code, and
+in "timeout" as if the server did not answer.""",
 )
 def cmd_localserve(inv: Invocation) -> int:
     from mox.localserve import run
@@ -71,14 +58,13 @@ def cmd_localserve(inv: Invocation) -> int:
         Flag(
             "existing-webserver",
             False,
-            "use if a webserver is already running, so mox won't listen on port 80 and 443; you'll have to provide tls "
-            "certificates/keys, and configure the existing webserver as reverse proxy, forwarding requests to mox.",
+            "a web server already uses ports 80 and 443: mox does not listen there; you provide the TLS certificates "
+            "and let that web server forward the MTA-STS and autoconfig requests to mox",
         ),
         Flag(
             "hostname",
             "",
-            "hostname mox will run on, by default the hostname of the machine quickstart runs on; if specified, the IPs "
-            "for the hostname are configured for the public listener",
+            "host name mox will run under (default: this machine's name); the IPs it resolves to become the public listener's",
         ),
         Flag(
             "skipdial",
@@ -91,31 +77,32 @@ def cmd_localserve(inv: Invocation) -> int:
             "ACME directory URL for TLS certificates, instead of Let's Encrypt's (e.g. a test CA like pebble)",
         ),
     ],
-    help="""Quickstart generates configuration files and prints instructions to quickly set up a mox instance.
+    help="""Write the configuration of a new mail server and print its passwords and DNS records.
 
-Quickstart writes configuration files to config/ in the current directory,
-prints the initial admin and account passwords and the DNS records you should
-create. On Linux it writes a systemd service file mox.service and prints the
-commands to enable and start mox as a service. All output is also written to
-quickstart.log for later reference.
+In the current directory, quickstart creates config/mox.conf and
+config/domains.conf with the domain of the address and an account named after
+its local part, DKIM keys, TLS host keys for DANE, and on Linux a systemd unit
+mox.service. It prints the admin and account passwords (only now) and the DNS
+records to create, and keeps a copy of everything it printed in
+quickstart.log. It never overwrites existing files.
 
-The user or uid is optional, defaults to "mox", and is the user or uid/gid mox
-will run as after binding its ports as root.
+The optional last argument is the user (or numeric uid) that mox switches to
+after binding its ports as root; "mox" by default.
 
-Quickstart assumes mox will run on the machine it runs on, and uses its host
-name and IPs. When the system's host name is not a full domain name, it looks
-up the names of the public IPs, and otherwise takes the name plus the domain of
-the email address. Use -hostname to say which host name mox will run on.
+The host name is taken from -hostname, else from the system if it is a full
+domain name, else from the reverse DNS of the machine's public IPs, else the
+system's short name is combined with the domain.
 
-Mox is easiest to run listening on ports 443 (HTTPS) and 80 (HTTP): TLS is then
-automatic with ACME (Let's Encrypt by default, -acme for another CA). With
--existing-webserver, mox is configured to run next to a webserver that keeps
-those ports and forwards the MTA-STS and autoconfig requests to mox.
+TLS certificates come automatically from Let's Encrypt with ACME, for which mox
+needs ports 80 and 443 (-acme selects another ACME CA). With -existing-webserver,
+a web server keeps those ports and forwards the MTA-STS and autoconfig requests
+to mox, and you configure the certificate files.
 
-Without -skipdial, quickstart checks through DNS (MOX_DNS applies) whether the
-resolver verifies DNSSEC, what the host's IPs are and whether they resolve back
-to its name, and connects to gmail.com's MX on port 25 to see whether outgoing
-SMTP works. With -skipdial it does none of that.""",
+Unless -skipdial is given, quickstart checks through DNS (MOX_DNS applies)
+whether the resolver validates DNSSEC, which IPs the host name has and whether
+they resolve back to it, and tries a connection to gmail.com's MX on port 25 to
+see whether outgoing SMTP is possible. With -skipdial nothing is looked up or
+connected to.""",
 )
 def cmd_quickstart(inv: Invocation) -> int:
     from mox.quickstart import LETSENCRYPT_DIRECTORY, Options, main
@@ -144,12 +131,13 @@ def _domain_arg(name: str) -> Domain:
     "config dnsrecords",
     params="$domain",
     nargs=(1, 1),
-    help="""Prints annotated DNS records as zone file that should be created for the domain.
+    help="""Print the DNS records a configured domain needs, as a zone file with explanations.
 
-The zone file can be imported into existing DNS software. You should review the
-DNS records, especially if your domain previously/currently has email
-configured. Whether the domain is DNSSEC-signed is looked up first: without
-DNSSEC, the TLSA records for DANE are commented out.""",
+The output can be loaded into DNS server software or typed into a DNS
+operator's web interface. Check the records against what the domain has now
+before replacing anything, in particular when it already receives or sends
+mail elsewhere. The domain is looked up first: when it is not DNSSEC-signed,
+the TLSA records for DANE are shown commented out.""",
 )
 def cmd_config_dnsrecords(inv: Invocation) -> None:
     import asyncio
@@ -181,7 +169,7 @@ def cmd_config_dnsrecords(inv: Invocation) -> None:
     "config dnscheck",
     params="$domain",
     nargs=(1, 1),
-    help="""Check the DNS records with the configuration for the domain, and print any errors/warnings.
+    help="""Compare the domain's records in DNS with what its configuration needs.
 
 Every record "mox config dnsrecords" suggests is looked up (through the system
 resolver, or the servers in MOX_DNS) and compared. Errors and warnings are
@@ -221,13 +209,12 @@ def cmd_config_dnscheck(inv: Invocation) -> int:
 @command(
     "config printservice",
     params=">mox.service",
-    help="""Prints a systemd unit service file for mox.
+    help="""Print a systemd service unit for mox in the current directory (config/ and data/ below it).
 
-This is the same file as generated using quickstart, for mox in the current
-directory (config/ and data/ below it). If the service file has changed with a
-newer version of mox, use this command to generate an up to date version.
-The service starts mox as root with only the capabilities it needs to bind its
-ports and switch to the mox user, and with systemd's hardening options.""",
+Quickstart writes the same unit to mox.service; print it again after an
+upgrade to pick up changes. The service starts mox as root with only the
+capabilities needed to bind its ports and switch to the mox user, and with
+systemd's sandboxing options.""",
 )
 def cmd_config_printservice(inv: Invocation) -> None:
     import os

@@ -232,17 +232,15 @@ def banner(cfg: Config, root: Path, existing: bool) -> str:
     lines = [
         f"moxmail {mox.__version__}, mox localserve",
         "",
-        f"the default user is {ADDRESS}, with password {PASSWORD}",
-        f"the default admin password is {ADMIN_PASSWORD}",
-        "port numbers are those common for the services + 1000",
-        f"tls uses the generated self-signed certificate {root / CERT_FILE}",
+        f"account: {ADDRESS}, password {PASSWORD}",
+        f"admin password: {ADMIN_PASSWORD}",
+        "ports: the usual ones plus 1000",
+        f"tls: self-signed certificate {root / CERT_FILE}",
         "no dns query leaves this machine"
         + ("" if "MOX_DNS" not in os.environ else " other than to the servers in MOX_DNS"),
-        "recipients whose localpart ends in one of these fail on purpose:",
-        '- "temperror": a temporary error; "permerror": a permanent error;',
-        '- [45][0-9][0-9]: that error code; "timeout": no response.',
-        'a localpart beginning with "mailfrom" or "rcptto" fails at that command instead of at "data";',
-        'one beginning with "queue" is accepted, and its delivery from the queue fails.',
+        "submitted messages for other domains are delivered to this account, except that",
+        'recipients whose localpart ends in "temperror", "permerror", [45][0-9][0-9] or "timeout"',
+        "fail on purpose: a temporary error, a permanent error (with a DSN), that code, no answer.",
         "",
     ]
     urls = [
@@ -267,10 +265,9 @@ def banner(cfg: Config, root: Path, existing: bool) -> str:
     lines += [f"{u:<{width}} - {what}" for u, what in shifted]
     lines.append("")
     if existing:
-        lines.append(f"serving from existing config dir {root}/")
-        lines.append("if the urls above do not work, consider resetting by removing the config dir")
+        lines.append(f"serving from existing directory {root}/ (remove it to start afresh)")
     else:
-        lines.append(f"serving from newly created config dir {root}/")
+        lines.append(f"serving from new directory {root}/")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,9 @@ suffixes fails on purpose:
 The failure happens at the end of DATA, unless the local part begins with
 ``mailfrom`` or ``rcptto`` (the failure then comes at that command) or with
 ``queue`` (the submission is accepted, the later delivery from the queue
-fails). Pure functions; the SMTP server and the queue ask :func:`simulated_failure`.
+fails). Pure functions; the queue's localserve deliverer (mox.localserve.deliver)
+applies them to outgoing mail; the SMTP server is to ask :func:`simulated_failure`
+for the stages before the queue.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ async def test_write_config_matches_upstream_layout(tmp_path: Path) -> None:
     text = banner(cfg, root, existing=False)
     assert "imap://mox%40localhost:moxmoxmox@localhost:1143" in text
     assert "smtp://localhost:1025" in text
-    assert "newly created" in text
+    assert "serving from new directory" in text
 
 
 async def test_ip_flag(tmp_path: Path) -> None:
