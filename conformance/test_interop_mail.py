@@ -13,6 +13,7 @@ import smtplib
 import time
 import uuid
 
+import pytest
 from interop_net import (
     MOX2_ACCOUNTS,
     MOX2_DOMAIN,
@@ -28,6 +29,9 @@ from mox import dkim, spf
 from mox.dns import StubResolver
 
 __all__ = ["interop"]  # the session fixture, imported for pytest
+
+# The first test also waits for the network: image builds on a cold cache take minutes on 2 cores.
+pytestmark = pytest.mark.timeout(900)
 
 
 def _fetch_by_subject(net: Network, account: str, subject: str, timeout: float = 30) -> bytes:
