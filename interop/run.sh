@@ -68,10 +68,12 @@ env)
 	cat "$state/env"
 	;;
 shell)
-	exec podman exec -it "$(container "${2:?host}")" bash
+	c=$(container "${2:?usage: run.sh shell HOST}")
+	exec podman exec -it "$c" bash
 	;;
 logs)
-	exec podman logs "$(container "${2:?host}")"
+	c=$(container "${2:?usage: run.sh logs HOST}")
+	exec podman logs "$c"
 	;;
 test)
 	shift
