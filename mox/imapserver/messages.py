@@ -25,9 +25,12 @@ FETCH_BATCH = 500
 """Messages whose parsed parts are read from the store in one round trip."""
 
 
-async def _messages_by_uid(sess: Session) -> dict[int, Message]:
+async def _messages_by_uid(sess: Session, targets: list[tuple[int, int]] | None = None) -> dict[int, Message]:
+    """The messages (expunged ones included) of the selected mailbox, or of the targets only
+    when they are few: a FETCH of a few messages does not read a large mailbox's index."""
     assert sess.mailbox is not None
-    return {m.uid: m for m in await sess.acc().messages_light(sess.mailbox, include_expunged=True)}
+    uids = [u for _, u in targets] if targets is not None and len(targets) <= 1000 else None
+    return {m.uid: m for m in await sess.acc().messages_light(sess.mailbox, include_expunged=True, uids=uids)}
 
 
 _FLAG_LISTS: dict[tuple[int, tuple[str, ...]], bytes] = {}
@@ -87,7 +90,7 @@ async def store(sess: Session, cmd: p.Command) -> Result:
     changed_uids = {m.uid for m in changed}
     failed = set(modified)
     if not cmd.silent or (sess.condstore and changed):
-        msgs = await _messages_by_uid(sess) if not cmd.silent else {m.uid: m for m in changed}
+        msgs = await _messages_by_uid(sess, targets) if not cmd.silent else {m.uid: m for m in changed}
         for seq, u in targets:
             m = msgs.get(u)
             if m is None or m.expunged or u in failed:
@@ -255,7 +258,7 @@ async def fetch(sess: Session, cmd: p.Command) -> Result:
         # RFC 7162 section 3.1.4.1: CHANGEDSINCE implies MODSEQ.
         atts.append(p.FetchAtt("MODSEQ"))
     targets = sess.msg_index(cmd.uid, cmd.nums)
-    msgs = await _messages_by_uid(sess)
+    msgs = await _messages_by_uid(sess, None if cmd.vanished else targets)
     if cmd.vanished:
         # RFC 7162 section 3.2.6: expunged messages in the UID set changed since the given modseq.
         assert cmd.changedsince is not None

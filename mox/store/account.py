@@ -851,19 +851,26 @@ class Account:
 
         return await self._db(run)
 
-    async def messages_light(self, mailbox: str, *, include_expunged: bool = False) -> list[Message]:
+    async def messages_light(self, mailbox: str, *, include_expunged: bool = False, uids: list[int] | None = None) -> list[Message]:
         """Messages of a mailbox in UID order, cheaply (IMAP SELECT, FETCH, SEARCH on large mailboxes):
         only id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords and
-        thread_id are read; the SMTP context and the other thread fields keep their defaults."""
+        thread_id are read; the SMTP context and the other thread fields keep their defaults.
+        With uids, only those messages (at most 1000 UIDs)."""
         mb = await self.mailbox(mailbox)
 
         def run() -> list[Message]:
             q = "SELECT id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords, thread_id FROM message WHERE mailbox_id = ?"
+            args: list[int] = [mb.id]
             if not include_expunged:
                 q += " AND expunged = 0"
+            if uids is not None:
+                if len(uids) > 1000:
+                    raise ValueError("messages_light: at most 1000 uids")
+                q += f" AND uid IN ({','.join('?' * len(uids))})"
+                args += uids
             mid = mb.id
             out = []
-            for r in self.conn.execute(q + " ORDER BY uid", (mid,)):
+            for r in self.conn.execute(q + " ORDER BY uid", args):
                 kw = json.loads(r[9]) if r[9] != "[]" else []
                 out.append(Message(r[0], mid, r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], Flags(r[8]), kw, "", "", r[10], [], False, False, False))
             return out
