@@ -14,17 +14,17 @@ through :mod:`mox.dns` and reports, per section, what is missing or different.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mox.config.load import Config, config_dir_path, load_private_key
+from mox.dane import MatchType, Selector, Usage, record_text
+from mox.dane import make_record as make_tlsa
 from mox.dkim.record import parse_record as parse_dkim_record
 from mox.dkim.record import txt_record as dkim_txt_record
 from mox.dmarc.record import URI, Policy
@@ -71,13 +71,6 @@ class Group:
 
     comment: list[str]
     records: list[Record] = field(default_factory=list)
-
-
-def _spki_sha256(key: Any) -> str:
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
 
 
 def host_private_keys(cfg: Config, listener: str = "public") -> list[Any]:
@@ -155,7 +148,14 @@ def domain_records(
             ]
         for k in keys:
             g.records.append(
-                Record(f"_25._tcp.{h}", "TLSA", f"3 1 1 {_spki_sha256(k)}", "DANE", commented=not has_dnssec)
+                # DANE-EE (3), SPKI (1), SHA-256 (1): RFC 7672 section 3.1.1, RFC 7671 section 5.1.
+                Record(
+                    f"_25._tcp.{h}",
+                    "TLSA",
+                    record_text(make_tlsa(Usage.DANE_EE, Selector.SPKI, MatchType.SHA256, k)),
+                    "DANE",
+                    commented=not has_dnssec,
+                )
             )
         groups.append(g)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ import bcrypt
 import dns.name
 import dns.zone
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dnsrecordshelpers import serve_zone
 
@@ -18,7 +20,15 @@ from mox.config import keys
 from mox.config.load import Config, load_config
 from mox.dns import parse_domain
 from mox.dns.testserver import DNSTestServer
-from mox.dnsrecords import Record, SectionResult, check_domain, domain_records, record_line, zone_text
+from mox.dnsrecords import (
+    Record,
+    SectionResult,
+    check_domain,
+    domain_records,
+    host_private_keys,
+    record_line,
+    zone_text,
+)
 from mox.store import close_all_accounts
 
 DOMAIN = parse_domain("example.org")
@@ -78,6 +88,12 @@ def test_zone_text_is_a_zone_file(cfg: Config) -> None:
         and ";; example.org." in text
         and "accounturi=https://ca/acct/1" in text
     )
+    # TLSA 3 1 1: SHA-256 of each host key's SubjectPublicKeyInfo.
+    for k in host_private_keys(cfg):
+        spki = k.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        assert f"TLSA  3 1 1 {hashlib.sha256(spki).hexdigest()}" in text
     # DKIM RSA keys do not fit one 255-byte string: several strings, one record.
     rsa_sel = next(r for r in zone.nodes if "a._domainkey" in r.to_text())
     rd = next(iter(zone.nodes[rsa_sel].rdatasets[0]))
