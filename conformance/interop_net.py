@@ -10,6 +10,8 @@ Hosts (one container each, all labelled ``moxmail.interop=1``, on an internal ne
   (``interop/postfix.sh``);
 - ``mox2``: the user-facing image from ``docker/Dockerfile`` running ``mox serve`` for
   ``mox2.example`` with a config written here by the project's own config code;
+- ``acme``: pebble (ACME CA) at https://acme.example:14000/dir, its HTTPS certificate from the test CA, its
+  issuing root (new at each start) saved as acme/root.pem;
 - ``localserve``: the same image running ``mox localserve`` (its own config, ports + 1000).
 
 Every key is made at set-up: a test CA and the TLS certificates it signs, DKIM keys (the DNSSEC
@@ -67,7 +69,8 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 # Address of each host in the /26 of a run: network base + offset.
-OFFSETS = {"gateway": 1, "dns": 2, "mox2": 12, "postfix": 13, "localserve": 30}
+OFFSETS = {"gateway": 1, "dns": 2, "acme": 4, "mox2": 12, "postfix": 13, "localserve": 30}
+ACME_HOST = "acme.example"
 SUBNETS = [ipaddress.IPv4Network(f"198.51.100.{n}/26") for n in (0, 64, 128, 192)]
 # The IPv6 /64 paired with each /26 (same index), for dual stack.
 SUBNETS6 = [ipaddress.IPv6Network(f"2001:db8:100:{i}::/64") for i in range(len(SUBNETS))]
@@ -282,7 +285,8 @@ def build_wheels() -> tuple[Path, Path]:
 
 def build_image(name: str, files: dict[str, Path]) -> str:
     """Build an image from files (context path -> source; "Dockerfile" among them) unless an image with
-    the same inputs exists; returns its tag ``localhost/NAME:HASH``. Older tags of NAME are removed."""
+    the same inputs exists; returns its tag ``localhost/NAME:HASH``. Tags of NAME older than an hour are removed
+    (layers are shared, so a tag per source change costs little more than the project's wheel)."""
     h = hashlib.sha256()
     for rel in sorted(files):
         src = files[rel]
@@ -304,7 +308,10 @@ def build_image(name: str, files: dict[str, Path]) -> str:
                 shutil.copyfile(src, Path(ctx) / rel)
         podman("build", "-q", "--pull=never", "--label", f"{LABEL}.image={name}", "-t", tag, ctx)
     log(f"built image {tag} in {time.monotonic() - t0:.1f}s")
-    old = podman("images", "--format", "{{.Repository}}:{{.Tag}}", f"localhost/{name}").stdout.split()
+    # Tags of earlier inputs older than an hour (a concurrent run may still be starting from a newer one).
+    old = podman(
+        "images", "--filter", f"reference=localhost/{name}", "--filter", "until=1h", "--format", "{{.Repository}}:{{.Tag}}"
+    ).stdout.split()
     stale = [t for t in old if t != tag]
     if stale:
         podman("rmi", *stale, check=False)
@@ -590,6 +597,8 @@ class Network:
             "MOX_INTEROP_RESOLVER": f"{self.ip('dns')}:53",
             "MOX_INTEROP_MOX2_CONFIG": str(self.state / "mox2" / "config" / "mox.conf"),
             "MOX_INTEROP_POSTFIX_MAILLOG": str(self.state / "postfix" / "maillog"),
+            "MOX_INTEROP_ACME_DIRECTORY": f"https://{ACME_HOST}:14000/dir",
+            "MOX_INTEROP_ACME_ROOT": str(self.state / "acme" / "root.pem"),
         }
         for h in self.hosts.values():
             key = h.name.upper()
@@ -776,12 +785,14 @@ def make_zones(
 
     rev = Zone(REVERSE_ZONE.rstrip("."))
     rev6 = Zone(reverse_zone6(subnet6).rstrip("."))
-    for host, hostname in (("dns", "ns.example"), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST)):
+    for host, hostname in (("dns", "ns.example"), ("acme", ACME_HOST), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST)):
         rev.add(ips[host].split(".")[-1], "PTR", hostname + ".")
         rev6.add(reverse_owner6(ips6[host]), "PTR", hostname + ".")
     # The DS records of the signed children are appended by interop/dns.sh once knot made their keys.
     for child in (mox2, postfix):
         example.add(child.name.removesuffix(".example"), "NS", "ns.example.")
+    example.add("acme", "A", ips["acme"])
+    example.add("acme", "AAAA", ips6["acme"])
     return {"example": example, MOX2_DOMAIN: mox2, POSTFIX_DOMAIN: postfix, rev.name: rev, rev6.name: rev6}
 
 
@@ -895,6 +906,50 @@ maximal_backoff_time = 10s
     )
 
 
+def write_acme_state(d: Path, ca: TestCA, ips: list[str]) -> None:
+    """pebble's config: ACME on :14000, management on :15000, HTTPS with a certificate from the test CA
+    (Debian's pebble ships none); it validates http-01 on port 80 and tls-alpn-01 on 443."""
+    import json
+
+    cert, key, _spki = ca.issue([ACME_HOST], ips)
+    write(d / "pebble.pem", cert)
+    write(d / "pebble.key", key, 0o600)
+    conf = {
+        "pebble": {
+            "listenAddress": ":14000",
+            "managementListenAddress": ":15000",
+            "certificate": "/state/pebble.pem",
+            "privateKey": "/state/pebble.key",
+            "httpPort": 80,
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    write(d / "pebble.json", json.dumps(conf, indent=2))
+
+
+def https_get(url: str, ip: str, ctx: ssl.SSLContext, timeout: float = 5) -> bytes:
+    """GET url (its host name verified against ctx) from ip, without a DNS lookup on the host."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    assert u.hostname and u.port
+    conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=timeout)
+    # Connect to ip, but verify and send SNI for the URL's host name.
+    conn.sock = ctx.wrap_socket(socket.create_connection((ip, u.port), timeout=timeout), server_hostname=u.hostname)
+    try:
+        conn.request("GET", u.path or "/")
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise InteropError(f"GET {url}: HTTP {r.status}: {body[:200]!r}")
+        return body
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def start_network(state: Path) -> Iterator[Network]:
     """Build images, bring up the network and its hosts, yield it; everything is removed afterwards,
@@ -959,11 +1014,13 @@ def start_network(state: Path) -> Iterator[Network]:
         zones = make_zones(ips, ips6, subnet6, dkim_txt, spki)
         write_dns_state(state / "dns", zones, [ips["dns"], ips6["dns"]], [subnet, subnet6])
         write_postfix_state(state / "postfix", ca, [ips["postfix"], ips6["postfix"]])
+        write_acme_state(state / "acme", ca, [ips["acme"], ips6["acme"]])
         timings["configs"] = time.monotonic() - t1
 
         hosts = {
             "dns": Host("dns", ips["dns"], "ns.example", ips6["dns"]),
             "postfix": Host("postfix", ips["postfix"], POSTFIX_HOST, ips6["postfix"]),
+            "acme": Host("acme", ips["acme"], ACME_HOST, ips6["acme"]),
             "mox2": Host("mox2", ips["mox2"], MOX2_HOST, ips6["mox2"]),
             "localserve": Host("localserve", ips["localserve"], "localserve.example", ips6["localserve"]),
         }
@@ -1002,13 +1059,18 @@ def start_network(state: Path) -> Iterator[Network]:
         pf_c.with_command(["sh", "/interop/postfix.sh"])
         mox_c = container(hosts["mox2"], images["mox"])
         mox_c.with_volume_mapping(str(conf.parent), "/mox/config", "rw").with_volume_mapping(str(state / "mox2" / "data"), "/mox/data", "rw")
+        acme_c = container(hosts["acme"], images["peer"])
+        acme_c.with_volume_mapping(str(state / "acme"), "/state", "rw")
+        # No random validation delays and no rejected nonces: both make tests flaky (pebble's README).
+        acme_c.with_env("PEBBLE_VA_NOSLEEP", "1").with_env("PEBBLE_WFE_NONCEREJECT", "0")
+        acme_c.with_command(["pebble", "-config", "/state/pebble.json", "-dnsserver", f"{ips['dns']}:53"])
         # The same image running `mox localserve` (config made at first start, ports + 1000).
         ls_c = container(hosts["localserve"], images["mox"])
         ls_c.with_command(["mox", "localserve", "-dir", "/mox/data/localserve", "-ip", ips["localserve"]])
         stack.callback(save_logs)
 
         timings["network"] = time.monotonic() - t1
-        for name, c in (("dns", dns_c), ("postfix", pf_c), ("mox2", mox_c), ("localserve", ls_c)):
+        for name, c in (("dns", dns_c), ("postfix", pf_c), ("acme", acme_c), ("mox2", mox_c), ("localserve", ls_c)):
             c.start()
             timings[f"start-{name}"] = time.monotonic() - t1
         timings["started"] = time.monotonic() - t1
@@ -1026,6 +1088,11 @@ def start_network(state: Path) -> Iterator[Network]:
         timings["postfix"] = time.monotonic() - t1
         wait_for("mox2 SMTP greeting", lambda: smtp_banner(ips["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
         wait_for("mox2 SMTP greeting over IPv6", lambda: smtp_banner(ips6["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
+        acme_ctx = ssl.create_default_context(cafile=str(ca_file))
+        acme_dir = f"https://{ACME_HOST}:14000/dir"
+        wait_for(f"pebble directory {acme_dir}", lambda: b"newOrder" in https_get(acme_dir, ips["acme"], acme_ctx), READY_TIMEOUT, hosts["acme"].logs)
+        # pebble's issuing root is new at every start: clients of this run must trust this one.
+        write(state / "acme" / "root.pem", https_get(f"https://{ACME_HOST}:15000/roots/0", ips["acme"], acme_ctx))
         wait_for("localserve SMTP greeting", lambda: smtp_banner(ips["localserve"], 1025), READY_TIMEOUT, hosts["localserve"].logs)
         timings["up"] = time.monotonic() - t1
         log(f"network up on {subnet}: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

@@ -15,12 +15,14 @@ import uuid
 
 import pytest
 from interop_net import (
+    ACME_HOST,
     MOX2_ACCOUNTS,
     MOX2_DOMAIN,
     MOX2_HOST,
     POSTFIX_DOMAIN,
     Network,
     dns_query,
+    https_get,
     interop,
     smtp_banner,
 )
@@ -231,3 +233,19 @@ def test_interop_ipv6_imap_and_smtp(interop: Network) -> None:
         assert im.select("INBOX")[0] == "OK"
     finally:
         im.logout()
+
+
+def test_interop_acme_pebble_answers(interop: Network) -> None:
+    """pebble (the acme host) serves its ACME directory over HTTPS verified with the test CA, under a
+    DNSSEC-validated name; its issuing root of this run was saved for clients (acme/root.pem)."""
+    import json
+
+    from cryptography import x509
+
+    net = interop
+    r = dns_query(net.ip("dns"), f"{ACME_HOST}.", "A")
+    assert r.flags & 0x20 and net.ip("acme") in r.to_text(), r
+    directory = json.loads(https_get(f"https://{ACME_HOST}:14000/dir", net.ip("acme"), net.ssl_context()))
+    assert {"newNonce", "newAccount", "newOrder"} <= set(directory), directory
+    root = x509.load_pem_x509_certificate((net.state / "acme" / "root.pem").read_bytes())
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
