@@ -85,6 +85,8 @@ async def test_list_extended_status_special_use(client: Client) -> None:
     assert r[2] == b'* LIST (\\HasChildren) "/" a\r\n'
     r = await client.cmd("STATUS INBOX (SIZE APPENDLIMIT UIDNEXT)")
     assert r[0].startswith(b"* STATUS INBOX (SIZE %d APPENDLIMIT " % len(SIMPLE_MSG)) and r[0].endswith(b" UIDNEXT 2)\r\n")
+    r = await client.cmd("STATUS INBOX (DELETED DELETED-STORAGE)")
+    assert r[0] == b"* STATUS INBOX (DELETED 1 DELETED-STORAGE 1)\r\n"
     r = await client.cmd("STATUS INBOX (MAILBOXID)")
     assert b" BAD " in r[-1]
     r = await client.cmd("LSUB \"\" *")
