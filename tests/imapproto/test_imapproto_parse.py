@@ -231,3 +231,16 @@ def test_arbitrary_commands_only_raise_parse_error(parts: list[bytes], utf8: boo
         p.parse_command(b"".join(parts) + b"\r\n", utf8=utf8)
     except p.ParseError:
         pass
+
+
+_ENTRY = st.from_regex(r"/(private|shared)(/[a-z0-9.-]{1,8}){1,3}", fullmatch=True)
+
+
+@given(st.lists(_ENTRY, min_size=1, max_size=5), st.booleans())
+@settings(max_examples=50)
+def test_list_return_metadata_entries(entries: list[str], quoted: bool) -> None:
+    # RFC 9590: the entry names of RETURN (METADATA (...)) come back as sent, as atoms or quoted.
+    names = " ".join(f'"{e}"' if quoted else e for e in entries)
+    cmd = p.parse_command(f'a LIST "" * RETURN (CHILDREN METADATA ({names}))\r\n'.encode())
+    assert isinstance(cmd, p.List)
+    assert cmd.return_options == ["CHILDREN", "METADATA"] and cmd.return_metadata == entries
