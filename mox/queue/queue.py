@@ -129,6 +129,7 @@ class Queue:
         self._busy: Counter[str] = Counter()
         self.deliverer: Deliverer | None = None
         self._closed = False
+        self._stopping = False
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -202,6 +203,8 @@ class Queue:
         """Stop the loop; deliveries in flight get CLOSE_GRACE seconds, then are cancelled; close the database."""
         if self._closed:
             return
+        self._stopping = True
+        self.kick()
         for t in (self._loop_task, self._cleanup_task):
             if t is not None:
                 t.cancel()
@@ -468,7 +471,7 @@ class Queue:
     # The delivery loop
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 launched = await self._launch()
@@ -485,12 +488,15 @@ class Queue:
                 # Due messages wait for a busy domain or a free slot: a finishing batch kicks us; the
                 # timeout only guards against a message that became due just after the launch.
                 delay = BLOCKED_RECHECK
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the wait completes (a kick at close), and the loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def _launch(self) -> int:
         """Start batches for due messages as concurrency allows; returns how many."""
-        if len(self._batches) >= self.max_concurrent or self.deliverer is None:
+        if self._stopping or len(self._batches) >= self.max_concurrent or self.deliverer is None:
             return 0
         now = self.now()
         due = await self._db(self.db.due, now, set(self._inflight), DUE_LIMIT)
