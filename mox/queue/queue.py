@@ -542,6 +542,12 @@ class Queue:
                     continue
                 if await self._db(self.db.suppressed, m.sender_account, m.recipient_localpart, m.recipient_domain):
                     outcomes[i] = Outcome.permanent(f"not delivering to recipient address {m.recipient_address}: address is on suppression list")
+            # As upstream: while the sender's domain is disabled, attempts fail temporarily.
+            cfg = self.config
+            if cfg is not None:
+                sender_dom = cfg.dynamic.Domains.get(msgs[0].sender_domain)
+                if sender_dom is not None and sender_dom.Disabled:
+                    outcomes = [o or Outcome.temporary("domain of sender temporarily disabled") for o in outcomes]
             todo = [i for i, o in enumerate(outcomes) if o is None]
             if todo:
                 m0 = msgs[todo[0]]

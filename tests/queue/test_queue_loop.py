@@ -331,3 +331,15 @@ async def test_local_permanent_failure_not_suppressed(q: Queue, cfg: Config) -> 
     await wait_until_dsns(cfg, 1)
     await wait_until_count(q, 0)
     assert not await q.is_suppressed("mox", addr("x@nxdomain.example"))
+
+
+async def test_disabled_sender_domain_is_temporary(q: Queue, cfg: Config) -> None:
+    cfg.dynamic.Domains["localhost"].Disabled = True
+    d = FakeDeliverer()
+    q.start(d)
+    (mid,) = await q.add("mox", addr("mox@localhost"), [addr("a@remote.example")], message())
+    async with asyncio.timeout(10):
+        while (m := await q.get(mid)) is not None and (m.attempts == 0 or m.results[-1].error == "delivering..."):
+            await asyncio.sleep(0.01)
+    assert m is not None and m.results[-1].error == "domain of sender temporarily disabled"
+    assert d.batches == []
