@@ -294,3 +294,54 @@ async def test_peer_chain_der_over_tls() -> None:
     writer.close()
     server.close()
     await server.wait_closed()
+
+
+def test_pkix_usages_when_allowed() -> None:
+    # For dane dial: PKIX-TA/PKIX-EE need a chain trusted by the PKIX roots too (RFC 6698 section 2.1.1).
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    rk = ec.generate_private_key(ec.SECP256R1())
+    root = (
+        cx509.CertificateBuilder()
+        .subject_name(name("pkix root"))
+        .issuer_name(name("pkix root"))
+        .public_key(rk.public_key())
+        .serial_number(cx509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(cx509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(cx509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(cx509.SubjectKeyIdentifier.from_public_key(rk.public_key()), critical=False)
+        .sign(rk, hashes.SHA256())
+    )
+    lk = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        cx509.CertificateBuilder()
+        .subject_name(name(HOST))
+        .issuer_name(root.subject)
+        .public_key(lk.public_key())
+        .serial_number(cx509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=10))
+        .add_extension(cx509.SubjectAlternativeName([cx509.DNSName(HOST)]), critical=False)
+        .add_extension(cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(cx509.AuthorityKeyIdentifier.from_issuer_public_key(rk.public_key()), critical=False)
+        .sign(rk, hashes.SHA256())
+    )
+    chain = [der(leaf)]
+    all_usages = {0, 1, 2, 3}
+    pkix_ee = make_record(1, 1, 1, leaf)
+    pkix_ta = make_record(0, 0, 1, root)
+    for rec in (pkix_ee, pkix_ta):
+        res = verify(chain, [rec], [HOST], NOW, usages=all_usages, pkix_roots=[root])
+        assert res.verified and res.record == rec
+        # Not trusted by the roots given: no.
+        other = make_pki().root
+        assert not verify(chain, [rec], [HOST], NOW, usages=all_usages, pkix_roots=[other]).verified
+        # Wrong name: no.
+        assert not verify(chain, [rec], ["x.example"], NOW, usages=all_usages, pkix_roots=[root]).verified
+        # Without roots, or for SMTP: unusable.
+        assert not verify(chain, [rec], [HOST], NOW, usages=all_usages).verified
+        assert verify(chain, [rec], [HOST], NOW).result_type == "tlsa-invalid"
