@@ -68,11 +68,12 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 # This VM has /.dockerenv, which otherwise makes testcontainers look for a container host.
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
-# Address of each host in the /26 of a run: network base + offset.
+# Address of each host in the /27 of a run: network base + offset.
 OFFSETS = {"gateway": 1, "dns": 2, "acme": 4, "mox2": 12, "postfix": 13, "localserve": 30}
 ACME_HOST = "acme.example"
-SUBNETS = [ipaddress.IPv4Network(f"198.51.100.{n}/26") for n in (0, 64, 128, 192)]
-# The IPv6 /64 paired with each /26 (same index), for dual stack.
+# A /27 per run (hosts at offsets up to 30): eight runs at a time, e.g. several test sessions.
+SUBNETS = [ipaddress.IPv4Network(f"198.51.100.{n}/27") for n in range(0, 256, 32)]
+# The IPv6 /64 paired with each /27 (same index), for dual stack.
 SUBNETS6 = [ipaddress.IPv6Network(f"2001:db8:100:{i}::/64") for i in range(len(SUBNETS))]
 REVERSE_ZONE = "100.51.198.in-addr.arpa."
 
@@ -188,8 +189,20 @@ def host_on_bridge(network: str, gateways: list[tuple[str, int]], targets: list[
     return iface
 
 
-def free_subnet() -> ipaddress.IPv4Network:
-    """A /26 of 198.51.100.0/24 that no podman network on this machine uses."""
+def free_subnet(wait: float = 600) -> ipaddress.IPv4Network:
+    """A /27 of 198.51.100.0/24 that no podman network on this machine uses; waits for one to be
+    freed by another run when all are taken."""
+    deadline = time.monotonic() + wait
+    while True:
+        net = _free_subnet()
+        if net is not None:
+            return net
+        if time.monotonic() > deadline:
+            raise InteropError(f"all of {', '.join(map(str, SUBNETS))} are in use by other podman networks for {wait}s")
+        time.sleep(2)
+
+
+def _free_subnet() -> ipaddress.IPv4Network | None:
     used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     names = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
     if names:
@@ -200,7 +213,7 @@ def free_subnet() -> ipaddress.IPv4Network:
     for net in SUBNETS:
         if not any(u.version == 4 and u.overlaps(net) for u in used):
             return net
-    raise InteropError(f"all of {', '.join(map(str, SUBNETS))} are in use by other podman networks")
+    return None
 
 
 # Images.
@@ -977,7 +990,7 @@ def start_network(state: Path) -> Iterator[Network]:
         os.environ["DOCKER_HOST"] = svc.url
         stack.callback(lambda: os.environ.pop("DOCKER_HOST", None) if old_env is None else os.environ.update(DOCKER_HOST=old_env))
 
-        # Each run gets its own /26; a concurrent run may take the one found free first: try again.
+        # Each run gets its own /27; a concurrent run may take the one found free first: try again.
         for attempt in range(len(SUBNETS)):
             subnet = free_subnet()
             subnet6 = SUBNETS6[SUBNETS.index(subnet)]
