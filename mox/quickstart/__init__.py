@@ -390,8 +390,7 @@ def _load_new_config(root: Path, existing_webserver: bool) -> Config:
         dyn, dlines = parse_dynamic(dp)
         dests, derrs = prepare_dynamic(dyn, dlines, dp, static)
     except ConfigErrors as e:
-        errors, derrs, dests = e.errors, [], {}
-        raise QuickstartError("checking the generated config:\n" + "\n".join(map(str, errors))) from None
+        raise QuickstartError("checking the generated config:\n" + "\n".join(map(str, e.errors))) from None
     if errors or derrs:
         raise QuickstartError("checking the generated config:\n" + "\n".join(map(str, errors + derrs)))
     return Config(sp, static, dp, dyn, slines, dlines, 0, dests)

@@ -123,3 +123,10 @@ async def test_refuses_to_overwrite_and_cleans_up(tmp_path: Path, qs_dns: DNSTes
     assert not (tmp_path / "data").exists()
     with pytest.raises(QuickstartError, match="parsing email address"):
         await run(Options("not-an-address", skip_dial=True), tmp_path, io.StringIO())
+
+
+async def test_unknown_user_is_refused_and_cleaned_up(tmp_path: Path) -> None:
+    opts = Options("jan@example.org", user="no-such-user-moxtest", hostname="mail.example.org", skip_dial=True)
+    with pytest.raises(QuickstartError, match="unknown user 'no-such-user-moxtest'"):
+        await run(opts, tmp_path, io.StringIO())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quickstart.log"]
