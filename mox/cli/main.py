@@ -9,6 +9,7 @@ one line ``mox: ...`` on stderr and exit with status 1.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -64,6 +65,7 @@ class Command:
     listed: bool = True
     # The command gets its arguments unparsed: sendmail must accept any flag.
     raw_args: bool = False
+    order: int = 0  # registration order, for listing
 
     @property
     def name(self) -> str:
@@ -89,6 +91,7 @@ class Command:
 
 
 COMMANDS: list[Command] = []
+_registered = itertools.count()
 
 
 def command(
@@ -104,7 +107,9 @@ def command(
     """Register a subcommand."""
 
     def register(fn: Callable[[Invocation], int | None]) -> Callable[[Invocation], int | None]:
-        COMMANDS.append(Command(tuple(words.split()), fn, params, help, list(flags), nargs, listed, raw_args))
+        c = Command(tuple(words.split()), fn, params, help, list(flags), nargs, listed, raw_args)
+        c.order = next(_registered)
+        COMMANDS.append(c)
         return fn
 
     return register
@@ -175,25 +180,72 @@ def find_command(words: list[str]) -> tuple[Command | None, int]:
     return best, n
 
 
+# Modules whose import registers their commands, in the order commands are listed.
+COMMAND_MODULES = (
+    "admin_commands",
+    "auth_commands",
+    "commands",
+    "delivery_commands",
+    "deploy_commands",
+    "dns_commands",
+    "importexport_commands",
+    "outbound_policy_commands",
+    "queue_commands",
+    "report_commands",
+    "sendmail",
+    "smtpclient_commands",
+    "store_commands",
+)
+
+# The modules defining commands that start with a word, so running one command imports only
+# what it needs (start-up time: "mox localserve" should not import the queue CLI).
+# tests/cli checks this table against the sources.
+COMMAND_WORDS: dict[str, tuple[str, ...]] = {
+    "backup": ("store_commands",),
+    "bumpuidvalidity": ("store_commands",),
+    "clientconfig": ("commands",),
+    "config": ("admin_commands", "commands", "deploy_commands", "sendmail"),
+    "dane": ("delivery_commands", "outbound_policy_commands"),
+    "dkim": ("auth_commands",),
+    "dmarc": ("auth_commands", "report_commands"),
+    "dns": ("dns_commands",),
+    "export": ("importexport_commands",),
+    "help": COMMAND_MODULES,
+    "import": ("importexport_commands",),
+    "localserve": ("deploy_commands",),
+    "loglevels": ("commands",),
+    "mtasts": ("outbound_policy_commands",),
+    "queue": ("queue_commands",),
+    "quickstart": ("deploy_commands",),
+    "reassignthreads": ("store_commands",),
+    "reassignuids": ("store_commands",),
+    "recalculatemailboxcounts": ("store_commands",),
+    "sendmail": ("sendmail",),
+    "serve": ("commands",),
+    "setaccountpassword": ("admin_commands",),
+    "smtp": ("smtpclient_commands",),
+    "spf": ("auth_commands",),
+    "stop": ("commands",),
+    "tlsrpt": ("report_commands",),
+    "verifydata": ("store_commands",),
+    "version": ("commands",),
+}
+
+
+def load_commands(first_word: str | None = None) -> None:
+    """Register the commands starting with first_word, or all of them."""
+    import importlib
+
+    names = COMMAND_WORDS.get(first_word, COMMAND_MODULES) if first_word is not None else COMMAND_MODULES
+    # Listing order stays the same whatever was imported first.
+    for name in COMMAND_MODULES:
+        if name in names:
+            importlib.import_module(f"mox.cli.{name}")
+    COMMANDS.sort(key=lambda c: (COMMAND_MODULES.index(c.fn.__module__.rsplit(".", 1)[-1]) if c.fn.__module__.startswith("mox.cli.") else 0, c.order))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mox`` console script."""
-    # Importing these modules registers their commands.
-    from mox.cli import (  # noqa: F401
-        admin_commands,
-        auth_commands,
-        commands,
-        delivery_commands,
-        deploy_commands,
-        dns_commands,
-        importexport_commands,
-        outbound_policy_commands,
-        queue_commands,
-        report_commands,
-        sendmail,
-        smtpclient_commands,
-        store_commands,
-    )
-
     args = list(sys.argv[1:] if argv is None else argv)
     if argv is None and os.path.basename(sys.argv[0]) == "sendmail":
         # Installed as /usr/sbin/sendmail (a symlink to mox), behave as "mox sendmail", as upstream.
@@ -209,10 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         loglevel=str(gflags["loglevel"]),
     )
     if not rest:
+        load_commands()
         sys.stderr.write(global_usage())
         return 2
+    load_commands(rest[0])
     cmd, n = find_command(rest)
     if cmd is None:
+        load_commands()
         sys.stderr.write(f"mox: unknown command {' '.join(rest)!r}\n{global_usage()}")
         return 2
     try:
