@@ -18,6 +18,7 @@ Commands are in :mod:`.mailboxes` (authenticated state), :mod:`.messages`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable
@@ -254,7 +255,8 @@ async def flush(sess: Session) -> None:
             sess.send(w.untagged(f"{len(sess.uids)} EXISTS"))
             if new_atts:
                 # RFC 5465 section 5.1: FETCH responses with the requested attributes for new messages.
-                await messages.fetch(sess, p.Fetch("", "UID FETCH", True, NumSet.from_numbers(new), list(new_atts)))
+                with contextlib.suppress(No):  # E.g. expunged meanwhile: the EXISTS stands, the FETCH is best effort.
+                    await messages.fetch(sess, p.Fetch("", "UID FETCH", True, NumSet.from_numbers(new), list(new_atts)))
 
     for item in items:
         if isinstance(item, ev.Resync):
