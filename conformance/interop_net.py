@@ -4,12 +4,14 @@ Hosts (one container each, all labelled ``moxmail.interop=1``, on an internal ne
 198.51.100.0/24 that nothing routes out of):
 
 - ``dns``: knot (on the container's 127.0.0.1) serving the DNSSEC-signed zones ``example.``
-  (parent), ``mox2.example.`` and ``postfix.example.`` plus the unsigned reverse zone, and
+  (parent), ``mox1.example.``, ``mox2.example.`` and ``postfix.example.`` plus unsigned reverse zones, and
   unbound on the container's address validating with the test trust anchor (``interop/dns.sh``);
 - ``postfix``: Postfix for ``postfix.example`` with ``smtp_tls_security_level = dane``
   (``interop/postfix.sh``);
 - ``mox2``: the user-facing image from ``docker/Dockerfile`` running ``mox serve`` for
   ``mox2.example`` with a config written here by the project's own config code;
+- ``mox1``: the same image, ``mox serve`` for ``mox1.example`` with certificates from pebble (ACME,
+  tls-alpn-01), started once pebble answers;
 - ``acme``: pebble (ACME CA) at https://acme.example:14000/dir, its HTTPS certificate from the test CA, its
   issuing root (new at each start) saved as acme/root.pem;
 - ``localserve``: the same image running ``mox localserve`` (its own config, ports + 1000).
@@ -69,7 +71,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 # Address of each host in the /27 of a run: network base + offset.
-OFFSETS = {"gateway": 1, "dns": 2, "acme": 4, "mox2": 12, "postfix": 13, "localserve": 30}
+OFFSETS = {"gateway": 1, "dns": 2, "acme": 4, "mox1": 11, "mox2": 12, "postfix": 13, "localserve": 30}
 ACME_HOST = "acme.example"
 # A /27 per run (hosts at offsets up to 30): eight runs at a time, e.g. several test sessions.
 SUBNETS = [ipaddress.IPv4Network(f"198.51.100.{n}/27") for n in range(0, 256, 32)]
@@ -87,6 +89,9 @@ def reverse_owner6(ip6: str) -> str:
     """The owner name of ip6's PTR record relative to its /64's reverse zone."""
     return ".".join(ipaddress.IPv6Address(ip6).reverse_pointer.split(".")[:16])
 
+MOX1_DOMAIN = "mox1.example"
+MOX1_HOST = "mail.mox1.example"
+MOX1_ACCOUNTS = {"mjl": ("mjl@mox1.example", "interop-mox1-pw")}
 MOX2_DOMAIN = "mox2.example"
 MOX2_HOST = "mail.mox2.example"
 POSTFIX_DOMAIN = "postfix.example"
@@ -608,6 +613,7 @@ class Network:
             "MOX_INTEROP_SUBNET6": str(self.subnet6),
             "MOX_INTEROP_CA": str(self.ca_file),
             "MOX_INTEROP_RESOLVER": f"{self.ip('dns')}:53",
+            "MOX_INTEROP_MOX1_CONFIG": str(self.state / "mox1" / "config" / "mox.conf"),
             "MOX_INTEROP_MOX2_CONFIG": str(self.state / "mox2" / "config" / "mox.conf"),
             "MOX_INTEROP_POSTFIX_MAILLOG": str(self.state / "postfix" / "maillog"),
             "MOX_INTEROP_ACME_DIRECTORY": f"https://{ACME_HOST}:14000/dir",
@@ -620,9 +626,10 @@ class Network:
             v[f"MOX_INTEROP_{key}_HOSTNAME"] = h.hostname
             if h.container is not None:
                 v[f"MOX_INTEROP_{key}_CONTAINER"] = h.container.get_wrapped_container().name
-        for name, (addr, pw) in MOX2_ACCOUNTS.items():
-            v[f"MOX_INTEROP_MOX2_{name.upper()}_ADDRESS"] = addr
-            v[f"MOX_INTEROP_MOX2_{name.upper()}_PASSWORD"] = pw
+        for inst, accounts in (("MOX1", MOX1_ACCOUNTS), ("MOX2", MOX2_ACCOUNTS)):
+            for name, (addr, pw) in accounts.items():
+                v[f"MOX_INTEROP_{inst}_{name.upper()}_ADDRESS"] = addr
+                v[f"MOX_INTEROP_{inst}_{name.upper()}_PASSWORD"] = pw
         return "".join(f"{k}={shlex.quote(x)}\n" for k, x in v.items())
 
     def all_logs(self) -> str:
@@ -672,9 +679,40 @@ def dns_authentic(server: str, name: str, rtype: str) -> bool:
 
 
 def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str], bytes]:
-    """Config and data dirs for mox2 under state/mox2, with the project's config code.
+    """mox2: TLS certificate from the test CA, published as TLSA."""
+    conf, dkim_txt, spki = write_mox_config(
+        state, "mox2", MOX2_DOMAIN, MOX2_HOST, [net_ips["mox2"], net_ips6["mox2"]], MOX2_ACCOUNTS, ca=ca
+    )
+    assert spki is not None
+    return conf, dkim_txt, spki
 
-    Returns (path of mox.conf, DKIM TXT records by selector, DER SPKI of the TLS key for TLSA).
+
+def write_mox1_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str]]:
+    """mox1: certificates from pebble (ACME, tls-alpn-01 on port 443); pebble's HTTPS is trusted by the
+    test CA, which mox1's config lists."""
+    conf, dkim_txt, _ = write_mox_config(
+        state, "mox1", MOX1_DOMAIN, MOX1_HOST, [net_ips["mox1"], net_ips6["mox1"]], MOX1_ACCOUNTS,
+        acme_directory=f"https://{ACME_HOST}:14000/dir", acme_ca=ca.cert_pem,
+    )
+    return conf, dkim_txt
+
+
+def write_mox_config(
+    state: Path,
+    name: str,
+    domain: str,
+    hostname: str,
+    ips: list[str],
+    accounts_pw: dict[str, tuple[str, str]],
+    *,
+    ca: TestCA | None = None,
+    acme_directory: str = "",
+    acme_ca: bytes = b"",
+) -> tuple[Path, dict[str, str], bytes | None]:
+    """Config and data dirs for a mox instance under state/NAME, with the project's config code.
+    TLS from ca (a certificate for hostname) or from ACME (acme_directory, trusting acme_ca).
+
+    Returns (path of mox.conf, DKIM TXT records by selector, DER SPKI of the TLS key for TLSA or None).
     """
     from cryptography.hazmat.primitives import serialization
 
@@ -685,13 +723,19 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, 
     from mox.store.deliver import open_config_account
     from mox.store.password import make_secrets
 
-    root = state / "mox2"
+    root = state / name
     cdir, ddir = root / "config", root / "data"
     cdir.mkdir(parents=True)
     ddir.mkdir()
-    cert, key, spki = ca.issue([MOX2_HOST], [net_ips["mox2"], net_ips6["mox2"]])
-    write_file_atomic(cdir / "mail.crt", cert, 0o644)
-    write_file_atomic(cdir / "mail.key", key, 0o600)
+    spki: bytes | None = None
+    if ca is not None:
+        cert, key, spki = ca.issue([hostname], ips)
+        write_file_atomic(cdir / "mail.crt", cert, 0o644)
+        write_file_atomic(cdir / "mail.key", key, 0o600)
+        tls = model.ListenerTLS(KeyCerts=[model.KeyCert(CertFile="mail.crt", KeyFile="mail.key")])
+    else:
+        write_file_atomic(cdir / "acme-ca.pem", acme_ca, 0o644)
+        tls = model.ListenerTLS(ACME="pebble")
     write_file_atomic(cdir / "adminpasswd", keys.hash_admin_password("interop-admin-pw") + b"\n", 0o600)
 
     dkim_txt: dict[str, str] = {}
@@ -704,8 +748,8 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, 
         dkim_txt[sel] = txt_record(serialization.load_pem_private_key(pem, None))  # type: ignore[arg-type]
 
     listener = model.Listener(
-        IPs=[net_ips["mox2"], net_ips6["mox2"]],
-        TLS=model.ListenerTLS(KeyCerts=[model.KeyCert(CertFile="mail.crt", KeyFile="mail.key")]),
+        IPs=list(ips),
+        TLS=tls,
         SMTP=model.SMTPListener(Enabled=True),
         Submission=model.SubmissionListener(Enabled=True),
         Submissions=model.SubmissionsListener(Enabled=True),
@@ -717,20 +761,25 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, 
         LogLevel="debug",
         # The image's user; mox serve drops to it once privilege dropping is built (mox/privileges).
         User="mox",
-        Hostname=MOX2_HOST,
+        Hostname=hostname,
         AdminPasswordFile="adminpasswd",
         Listeners={"public": listener},
         Postmaster=model.Postmaster(Account="mjl", Mailbox="Postmaster"),
     )
+    if acme_directory:
+        # tls-alpn-01 on port 443, answered by the MTA-STS HTTPS listener there.
+        static.ACME = {"pebble": model.ACME(DirectoryURL=acme_directory, ContactEmail=f"postmaster@{domain}")}
+        static.TLS = model.GlobalTLS(CA=model.CAConfig(CertFiles=["acme-ca.pem"]))
+        listener.MTASTSHTTPS = model.MTASTSListener(Enabled=True)
     accounts = {}
-    for name, (addr, _pw) in MOX2_ACCOUNTS.items():
-        acc = make_account_config(addr, MOX2_DOMAIN)
+    for acc_name, (addr, _pw) in accounts_pw.items():
+        acc = make_account_config(addr, domain)
         # No 15 s wait for first-time senders: every sender is new in a fresh network.
         acc.NoFirstTimeSenderDelay = True
-        accounts[name] = acc
+        accounts[acc_name] = acc
     dynamic = model.Dynamic(
         Domains={
-            MOX2_DOMAIN: model.Domain(
+            domain: model.Domain(
                 LocalpartCatchallSeparator="+",
                 DKIM=model.DKIM(Selectors=selectors, Sign=list(selectors)),
                 DMARC=model.DMARC(Localpart="dmarc-reports", Account="mjl", Mailbox="DMARC"),
@@ -751,8 +800,8 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, 
     cfg = load_config(cdir / "mox-host.conf")
 
     async def set_passwords() -> None:
-        for name, (_addr, pw) in MOX2_ACCOUNTS.items():
-            acc = await open_config_account(cfg, name)
+        for acc_name, (_addr, pw) in accounts_pw.items():
+            acc = await open_config_account(cfg, acc_name)
             try:
                 # bcrypt cost 4 (the minimum): the server's default makes set-up seconds slower.
                 await acc.set_password_secrets(make_secrets(pw, bcrypt_cost=4).to_json())
@@ -765,7 +814,12 @@ def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, 
 
 
 def make_zones(
-    ips: dict[str, str], ips6: dict[str, str], subnet6: ipaddress.IPv6Network, dkim_txt: dict[str, str], mox2_spki: bytes
+    ips: dict[str, str],
+    ips6: dict[str, str],
+    subnet6: ipaddress.IPv6Network,
+    dkim_txt: dict[str, str],
+    mox2_spki: bytes,
+    mox1_dkim_txt: dict[str, str],
 ) -> dict[str, Zone]:
     """The zones, with records derived from the hosts' addresses, mox2's config and keys."""
     example = Zone("example")
@@ -788,6 +842,18 @@ def make_zones(
     mox2.add("_25._tcp.badmx", "TLSA", "3 1 1 " + hashlib.sha256(b"not mox2's key" + mox2_spki).hexdigest())
     mox2.add("bad", "MX", f"10 badmx.{MOX2_DOMAIN}.")
 
+    # mox1.example: certificates from ACME, so no TLSA record.
+    mox1 = Zone(MOX1_DOMAIN)
+    mox1.add("@", "MX", f"10 {MOX1_HOST}.")
+    mox1.add("mail", "A", ips["mox1"])
+    mox1.add("mail", "AAAA", ips6["mox1"])
+    mox1.add("@", "TXT", txt(f"v=spf1 ip4:{ips['mox1']} ip6:{ips6['mox1']} mx ~all"))
+    mox1.add("mail", "TXT", txt("v=spf1 a -all"))
+    for sel, rec in mox1_dkim_txt.items():
+        mox1.add(f"{sel}._domainkey", "TXT", txt(rec))
+    mox1.add("_dmarc", "TXT", txt(f"v=DMARC1; p=reject; rua=mailto:dmarc-reports@{MOX1_DOMAIN}"))
+    mox1.add("_smtp._tls", "TXT", txt(f"v=TLSRPTv1; rua=mailto:tls-reports@{MOX1_DOMAIN}"))
+
     postfix = Zone(POSTFIX_DOMAIN)
     postfix.add("@", "MX", f"10 {POSTFIX_HOST}.")
     postfix.add("mail", "A", ips["postfix"])
@@ -798,18 +864,18 @@ def make_zones(
 
     rev = Zone(REVERSE_ZONE.rstrip("."))
     rev6 = Zone(reverse_zone6(subnet6).rstrip("."))
-    for host, hostname in (("dns", "ns.example"), ("acme", ACME_HOST), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST)):
+    for host, hostname in (("dns", "ns.example"), ("acme", ACME_HOST), ("mox1", MOX1_HOST), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST)):
         rev.add(ips[host].split(".")[-1], "PTR", hostname + ".")
         rev6.add(reverse_owner6(ips6[host]), "PTR", hostname + ".")
     # The DS records of the signed children are appended by interop/dns.sh once knot made their keys.
-    for child in (mox2, postfix):
+    for child in (mox1, mox2, postfix):
         example.add(child.name.removesuffix(".example"), "NS", "ns.example.")
     example.add("acme", "A", ips["acme"])
     example.add("acme", "AAAA", ips6["acme"])
-    return {"example": example, MOX2_DOMAIN: mox2, POSTFIX_DOMAIN: postfix, rev.name: rev, rev6.name: rev6}
+    return {"example": example, MOX1_DOMAIN: mox1, MOX2_DOMAIN: mox2, POSTFIX_DOMAIN: postfix, rev.name: rev, rev6.name: rev6}
 
 
-SIGNED = ["example", MOX2_DOMAIN, POSTFIX_DOMAIN]
+SIGNED = ["example", MOX1_DOMAIN, MOX2_DOMAIN, POSTFIX_DOMAIN]
 
 
 def write_dns_state(
@@ -1024,7 +1090,8 @@ def start_network(state: Path) -> Iterator[Network]:
         ca = TestCA.make()
         ca_file = write(state / "ca.pem", ca.cert_pem)
         conf, dkim_txt, spki = write_mox2_config(state, ips, ips6, ca)
-        zones = make_zones(ips, ips6, subnet6, dkim_txt, spki)
+        conf1, dkim_txt1 = write_mox1_config(state, ips, ips6, ca)
+        zones = make_zones(ips, ips6, subnet6, dkim_txt, spki, dkim_txt1)
         write_dns_state(state / "dns", zones, [ips["dns"], ips6["dns"]], [subnet, subnet6])
         write_postfix_state(state / "postfix", ca, [ips["postfix"], ips6["postfix"]])
         write_acme_state(state / "acme", ca, [ips["acme"], ips6["acme"]])
@@ -1034,6 +1101,7 @@ def start_network(state: Path) -> Iterator[Network]:
             "dns": Host("dns", ips["dns"], "ns.example", ips6["dns"]),
             "postfix": Host("postfix", ips["postfix"], POSTFIX_HOST, ips6["postfix"]),
             "acme": Host("acme", ips["acme"], ACME_HOST, ips6["acme"]),
+            "mox1": Host("mox1", ips["mox1"], MOX1_HOST, ips6["mox1"]),
             "mox2": Host("mox2", ips["mox2"], MOX2_HOST, ips6["mox2"]),
             "localserve": Host("localserve", ips["localserve"], "localserve.example", ips6["localserve"]),
         }
@@ -1072,6 +1140,9 @@ def start_network(state: Path) -> Iterator[Network]:
         pf_c.with_command(["sh", "/interop/postfix.sh"])
         mox_c = container(hosts["mox2"], images["mox"])
         mox_c.with_volume_mapping(str(conf.parent), "/mox/config", "rw").with_volume_mapping(str(state / "mox2" / "data"), "/mox/data", "rw")
+        mox1_c = container(hosts["mox1"], images["mox"])
+        mox1_c.with_volume_mapping(str(conf1.parent), "/mox/config", "rw")
+        mox1_c.with_volume_mapping(str(state / "mox1" / "data"), "/mox/data", "rw")
         acme_c = container(hosts["acme"], images["peer"])
         acme_c.with_volume_mapping(str(state / "acme"), "/state", "rw")
         # No random validation delays and no rejected nonces: both make tests flaky (pebble's README).
@@ -1106,6 +1177,9 @@ def start_network(state: Path) -> Iterator[Network]:
         wait_for(f"pebble directory {acme_dir}", lambda: b"newOrder" in https_get(acme_dir, ips["acme"], acme_ctx), READY_TIMEOUT, hosts["acme"].logs)
         # pebble's issuing root is new at every start: clients of this run must trust this one.
         write(state / "acme" / "root.pem", https_get(f"https://{ACME_HOST}:15000/roots/0", ips["acme"], acme_ctx))
+        # mox1 asks pebble for its certificates at start: only once pebble answers.
+        mox1_c.start()
+        wait_for("mox1 SMTP greeting", lambda: smtp_banner(ips["mox1"]), READY_TIMEOUT, hosts["mox1"].logs)
         wait_for("localserve SMTP greeting", lambda: smtp_banner(ips["localserve"], 1025), READY_TIMEOUT, hosts["localserve"].logs)
         timings["up"] = time.monotonic() - t1
         log(f"network up on {subnet}: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

@@ -10,12 +10,16 @@ import email.policy
 import imaplib
 import re
 import smtplib
+import socket
+import ssl
 import time
 import uuid
 
 import pytest
 from interop_net import (
     ACME_HOST,
+    MOX1_ACCOUNTS,
+    MOX1_HOST,
     MOX2_ACCOUNTS,
     MOX2_DOMAIN,
     MOX2_HOST,
@@ -25,6 +29,7 @@ from interop_net import (
     https_get,
     interop,
     smtp_banner,
+    wait_for,
 )
 
 from mox import dkim, spf
@@ -249,3 +254,25 @@ def test_interop_acme_pebble_answers(interop: Network) -> None:
     assert {"newNonce", "newAccount", "newOrder"} <= set(directory), directory
     root = x509.load_pem_x509_certificate((net.state / "acme" / "root.pem").read_bytes())
     assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_interop_mox1_acme_certificate(interop: Network) -> None:
+    """mox1 gets its certificate from pebble over ACME (tls-alpn-01 on port 443, pebble resolving
+    mail.mox1.example through the validating resolver) and serves it on IMAPS, verified with the
+    root pebble made at this start; IMAP STARTTLS login works with it."""
+    net = interop
+    wait_for("mox1: certificate obtained", lambda: "certificate obtained" in net.hosts["mox1"].logs(), 120, net.all_logs)
+    root = (net.state / "acme" / "root.pem").read_text()
+    ctx = ssl.create_default_context(cadata=root)
+    with socket.create_connection((net.ip("mox1"), 993), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=MOX1_HOST) as s:
+        assert s.recv(100).startswith(b"* OK")
+        cert = s.getpeercert()
+        assert ("DNS", MOX1_HOST) in cert["subjectAltName"], cert
+    im = imaplib.IMAP4(net.ip("mox1"), 143, timeout=20)
+    try:
+        im.host = MOX1_HOST  # the name the certificate is checked against
+        im.starttls(ctx)
+        addr, password = MOX1_ACCOUNTS["mjl"]
+        assert im.login(addr, password)[0] == "OK"
+    finally:
+        im.logout()
