@@ -978,6 +978,7 @@ smtpd_tls_security_level = may
 smtp_dns_support_level = dnssec
 smtp_tls_security_level = dane
 smtp_tls_loglevel = 1
+smtpd_tls_loglevel = 1
 queue_run_delay = 5s
 minimal_backoff_time = 5s
 maximal_backoff_time = 10s

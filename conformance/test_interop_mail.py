@@ -276,3 +276,22 @@ def test_interop_mox1_acme_certificate(interop: Network) -> None:
         assert im.login(addr, password)[0] == "OK"
     finally:
         im.logout()
+
+
+def test_interop_mox2_delivers_to_postfix(interop: Network) -> None:
+    """Submitted to mox2 for a Postfix user, the message leaves through mox2's outgoing queue (MX lookup
+    through the validating resolver), over STARTTLS, and Postfix delivers it to the local mailbox."""
+    net = interop
+    subject = f"mox2 to postfix {uuid.uuid4().hex[:8]}"
+    sender, rcpt = MOX2_ACCOUNTS["mjl"][0], f"interop@{POSTFIX_DOMAIN}"
+    msg = f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nfrom mox2's queue\r\n"
+    with net.submission("mjl") as s:
+        assert s.sendmail(sender, [rcpt], msg.encode()) == {}
+    log = net.wait_postfix_log(f"to=<{rcpt}>, relay=local", timeout=90)
+    assert re.search(rf"to=<{re.escape(rcpt)}>, relay=local.*status=sent", log), log
+    # smtpd logs the TLS session of the incoming connection from mox2 (smtpd_tls_loglevel 1).
+    assert re.search(rf"Anonymous TLS connection established from {re.escape(MOX2_HOST)}\[", log) or re.search(
+        rf"TLS connection established from {re.escape(MOX2_HOST)}\[", log
+    ), log
+    _code, out = net.exec("postfix", ["sh", "-c", "cat /home/interop/Maildir/new/*"])
+    assert subject in out and "DKIM-Signature:" in out, out
