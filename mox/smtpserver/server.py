@@ -42,6 +42,7 @@ from mox.config.load import Config
 from mox.dmarcdb import Evaluation, EvaluationDB, interval_hours
 from mox.dns import default_resolver
 from mox.dns.domain import Domain, DomainError, parse_domain
+from mox.localserve.failures import SimulatedFailure, simulated_failure
 from mox.ratelimit import (
     connection_rate_limiter,
     connections_limiter,
@@ -53,6 +54,7 @@ from mox.serve.services import ConnContext
 from mox.smtp import codes as c
 from mox.smtp import command as cmd
 from mox.smtp import server as sm
+from mox.smtp.address import Address, parse_address
 from mox.smtp.codes import Reply
 from mox.smtp.path import Path
 from mox.smtpserver.received import ReceivedInfo, received_header
@@ -203,8 +205,16 @@ async def _serve(
             sess.spool.clear()
             sess.rcpts.clear()
             sess.remote.clear()
+            fail = _localserve_failure(sess, ev.path, "mailfrom")
+            if fail is not None:
+                await _simulate(conn, writer, fail)
+                continue
             conn.accept()
         elif isinstance(ev, sm.RcptTo):
+            fail = _localserve_failure(sess, ev.path, "rcptto")
+            if fail is not None:
+                await _simulate(conn, writer, fail)
+                continue
             _rcpt(sess, conn, ev)
         elif isinstance(ev, sm.MessageData):
             sess.spool += ev.data
@@ -269,6 +279,28 @@ def _account_lookup(cfg: Config) -> sasl.CredentialLookup:
     return account_lookup(cfg)
 
 
+# mox localserve (upstream's -localserve): addresses nobody has are delivered to this account.
+LOCALSERVE_ADDRESS = "mox@localhost"
+# How long a simulated "timeout" failure keeps the client waiting (upstream: an hour).
+LOCALSERVE_TIMEOUT = 3600.0
+
+
+def _localserve_failure(sess: _Session, path: Path | None, stage: str) -> SimulatedFailure | None:
+    """Under mox localserve, the failure a local part asks for at this stage (mox.localserve.failures)."""
+    if not sess.ctx.server.localserve or path is None:
+        return None
+    f = simulated_failure(path.localpart)
+    return f if f is not None and f.stage == stage else None
+
+
+async def _simulate(conn: sm.Connection, writer: asyncio.StreamWriter, f: SimulatedFailure) -> None:
+    if f.timeout:
+        await writer.drain()
+        await asyncio.sleep(LOCALSERVE_TIMEOUT)
+    se = c.SE_MAILBOX2_OTHER_0 if f.code < 500 else c.SE_ADDR1_UNKNOWN_DEST_MAILBOX_1
+    conn.reject(_reply(f.code, se, f"simulated error {f.code} (mox localserve)"))
+
+
 def _rcpt(sess: _Session, conn: sm.Connection, ev: sm.RcptTo) -> None:
     cfg = sess.cfg
     path = ev.path
@@ -278,6 +310,15 @@ def _rcpt(sess: _Session, conn: sm.Connection, ev: sm.RcptTo) -> None:
         conn.accept()
         return
     addr = path.address()
+    if sess.ctx.server.localserve and addr is not None and not (sess.submission and sess.account and not _is_local(cfg, addr)):
+        # As upstream's localserve: known addresses as usual, any other address (also in other
+        # domains) of incoming mail to the mox account. Submissions to other domains are queued.
+        try:
+            sess.rcpts[key] = resolve_recipient(cfg, addr)
+        except (UnknownRecipient, AliasPostRefused, DomainDisabled):
+            sess.rcpts[key] = resolve_recipient(cfg, parse_address(LOCALSERVE_ADDRESS))
+        conn.accept()
+        return
     if addr is None or (addr.domain.name not in cfg.dynamic.Domains and addr.domain != cfg.static.HostnameDomain):
         if sess.submission and sess.account and addr is not None:
             # Authenticated submission to another domain: through the outgoing queue.
@@ -311,6 +352,10 @@ def _rcpt(sess: _Session, conn: sm.Connection, ev: sm.RcptTo) -> None:
     conn.accept()
 
 
+def _is_local(cfg: Config, addr: Address) -> bool:
+    return addr.domain.name in cfg.dynamic.Domains or addr.domain == cfg.static.HostnameDomain
+
+
 def _is_alias(cfg: Config, localpart: str, domain: str) -> bool:
     from mox.config.load import canonical_localpart
 
@@ -332,6 +377,14 @@ def _from_address(data: bytes) -> tuple[str, Domain | None]:
 
 
 async def _message(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete, data: bytes) -> Reply:
+    for p, _ in ev.recipients:
+        fail = _localserve_failure(sess, p, "data")
+        if fail is not None:
+            if fail.timeout:
+                await sess.writer.drain()
+                await asyncio.sleep(LOCALSERVE_TIMEOUT)
+            se = c.SE_MAILBOX2_OTHER_0 if fail.code < 500 else c.SE_ADDR1_UNKNOWN_DEST_MAILBOX_1
+            return _reply(fail.code, se, f"simulated error {fail.code} (mox localserve)")
     try:
         if sess.submission:
             return await _submission(sess, conn, ev, data)
