@@ -34,10 +34,16 @@ addresses are answered without a query and other names do not exist (unless
 MOX_DNS names DNS servers to use). Submitted messages for other domains are
 delivered to the local account by the outgoing queue.
 
-Submitted messages whose recipient local part ends in "temperror" or
-"permerror" fail delivery with a temporary or permanent error (the latter with
-a DSN to the sender), in three digits from 400 to 600 with that reply code, and
-in "timeout" as if the server did not answer.""",
+Incoming mail for an address that does not exist, in any domain, is delivered
+to the mox account too.
+
+To test error handling, a recipient local part ending in "temperror" or
+"permerror" fails with a temporary or permanent error, one ending in three
+digits from 400 to 600 with that reply code, and one ending in "timeout" gets
+no answer. The failure comes at the end of DATA; with a local part beginning
+with "mailfrom" (as the MAIL FROM address) or "rcptto" it comes at that
+command instead, and with "queue" a submitted message is accepted and its
+delivery from the queue fails (a permanent failure sends a DSN to the sender).""",
 )
 def cmd_localserve(inv: Invocation) -> int:
     from mox.localserve import run
