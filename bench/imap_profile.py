@@ -44,7 +44,7 @@ COMMANDS = [
     ("fetch 1000 body.peek", "FETCH 9001:10000 BODY.PEEK[]"),
     ("uid search text", 'UID SEARCH TEXT "invoice"'),
     ("uid search subject", 'UID SEARCH SUBJECT "meeting"'),
-    ("store +flags seen", "STORE 1:* +FLAGS.SILENT (\\Seen)"),
+    ("store +flags seen", "STORE 1:* +FLAGS (\\Seen)"),
     ("store -flags seen", "STORE 1:* -FLAGS.SILENT (\\Seen)"),
     ("uid sort date", "UID SORT (DATE) UTF-8 ALL"),
     ("uid thread references", "UID THREAD REFERENCES UTF-8 ALL"),
