@@ -19,6 +19,7 @@ import pytest
 from interop_net import (
     ACME_HOST,
     MOX1_ACCOUNTS,
+    MOX1_DOMAIN,
     MOX1_HOST,
     MOX2_ACCOUNTS,
     MOX2_DOMAIN,
@@ -295,3 +296,31 @@ def test_interop_mox2_delivers_to_postfix(interop: Network) -> None:
     ), log
     _code, out = net.exec("postfix", ["sh", "-c", "cat /home/interop/Maildir/new/*"])
     assert subject in out and "DKIM-Signature:" in out, out
+
+
+def test_interop_mox1_to_mox2_authenticated(interop: Network) -> None:
+    """Submission on mox1 (STARTTLS with its ACME certificate) to a user at mox2: mox1's queue delivers
+    to mox2's MX with the certificate verified by DANE, and mox2's Authentication-Results show spf,
+    dkim and dmarc pass for mox1.example, with the records from the signed zone."""
+    net = interop
+    wait_for("mox1: certificate obtained", lambda: "certificate obtained" in net.hosts["mox1"].logs(), 120, net.all_logs)
+    ctx = ssl.create_default_context(cadata=(net.state / "acme" / "root.pem").read_text())
+    subject = f"mox1 to mox2 {uuid.uuid4().hex[:8]}"
+    sender, rcpt = MOX1_ACCOUNTS["mjl"][0], MOX2_ACCOUNTS["mjl"][0]
+    msg = f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nfrom mox1 to mox2\r\n"
+    with smtplib.SMTP(net.ip("mox1"), 587, local_hostname="client.example", timeout=20) as s:
+        s._host = MOX1_HOST  # the name the certificate is checked against
+        s.starttls(context=ctx)
+        s.login(sender, MOX1_ACCOUNTS["mjl"][1])
+        assert s.sendmail(sender, [rcpt], msg.encode()) == {}
+    data = _fetch_by_subject(net, "mjl", subject, timeout=90)
+    m = email.message_from_bytes(data, policy=email.policy.compat32)
+    ar = " ".join(m.get_all("Authentication-Results", []))
+    for method in ("spf=pass", "dkim=pass", "dmarc=pass"):
+        assert method in ar, f"{method} missing: {ar}\n{data.decode(errors='replace')}"
+    assert f"header.from={MOX1_DOMAIN}" in ar, ar
+    received = m.get_all("Received", [])[0]
+    assert "TLS" in received or "ESMTPS" in received, received
+    # mox1 verified mox2's certificate with DANE (the TLSA record, not a CA: pkixverified=false).
+    handshake = [x for x in net.hosts["mox1"].logs().splitlines() if 'm="tls handshake done"' in x and "servername=mail.mox2.example" in x]
+    assert handshake and all("daneverified=true" in x for x in handshake), net.hosts["mox1"].logs()
