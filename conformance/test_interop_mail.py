@@ -1,6 +1,8 @@
 """Mail through the interop network (conformance/interop_net.py): DNSSEC through the validating
-resolver, Postfix delivering to mox2 with DANE, submission to mox2 with DKIM signing whose
-published records verify, and every message read back over IMAP from the host."""
+resolver; Postfix to mox2 with DANE (and refusing a mismatching TLSA); mox1 with an ACME certificate
+from pebble delivering to mox2 DANE-verified with spf/dkim/dmarc pass; mox2's queue to Postfix;
+submission with DKIM signatures that verify against the published records; IMAP (IDLE too) and
+IPv6 from the host; the image running as user mox, and running `mox localserve`."""
 
 from __future__ import annotations
 
