@@ -8,7 +8,10 @@ import email.parser
 import email.policy
 import imaplib
 import re
-from collections.abc import Sequence
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,3 +176,84 @@ def set_maildir_flags(msg: MaildirMsg, letters: str) -> Path:
     new = msg.path.parent.parent / "cur" / f"{base}:2,{''.join(sorted(letters))}"
     msg.path.rename(new)
     return new
+
+
+class TmuxPane:
+    """A program in a detached tmux session on a private tmux server (its own socket name), driven
+    with send-keys and read with capture-pane. The pane stays after the program exits, so its exit
+    status can be read; kill() ends the tmux server and whatever still runs in it."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], env: dict[str, str], width: int = 120, height: int = 30
+    ) -> None:
+        self.socket = name
+        self.target = name
+        self.env = env
+        # remain-on-exit is set globally before the session starts: a program that exits at once
+        # still leaves its pane and exit status.
+        r = subprocess.run(
+            [
+                *self._tmux(),
+                *("start-server", ";", "set-option", "-g", "remain-on-exit", "on", ";"),
+                *("new-session", "-d", "-s", self.target, "-x", str(width), "-y", str(height)),
+                shlex.join(argv),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=20,
+        )
+        assert r.returncode == 0, r.stderr
+
+    def _tmux(self) -> list[str]:
+        return ["tmux", "-L", self.socket, "-f", "/dev/null"]
+
+    def _run(self, *args: str) -> str:
+        r = subprocess.run([*self._tmux(), *args], capture_output=True, text=True, env=self.env, timeout=20)
+        assert r.returncode == 0, (args, r.stderr)
+        return r.stdout
+
+    def screen(self) -> str:
+        return self._run("capture-pane", "-p", "-t", self.target)
+
+    def keys(self, *keys: str) -> None:
+        """Send key names (Enter, Escape, C-l, ...) or single characters."""
+        self._run("send-keys", "-t", self.target, *keys)
+
+    def type(self, text: str) -> None:
+        """Send text literally."""
+        self._run("send-keys", "-t", self.target, "-l", text)
+
+    def wait(self, check: Callable[[str], bool], what: str, timeout: float = 20) -> str:
+        """Poll the screen until check(screen) holds; the screen at that moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.screen()
+            if check(s):
+                return s
+            if time.monotonic() > deadline:
+                raise AssertionError(f"screen did not show {what} within {timeout}s:\n{s}")
+            time.sleep(0.1)
+
+    def wait_text(self, text: str, timeout: float = 20) -> str:
+        return self.wait(lambda s: text in s, repr(text), timeout)
+
+    def exit_status(self) -> int | None:
+        """The program's exit status once it ended, else None."""
+        dead, _, status = (
+            self._run("display-message", "-p", "-t", self.target, "#{pane_dead} #{pane_dead_status}")
+            .strip()
+            .partition(" ")
+        )
+        return int(status) if dead == "1" else None
+
+    def wait_exit(self, timeout: float = 20) -> int:
+        deadline = time.monotonic() + timeout
+        while (st := self.exit_status()) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"program did not exit within {timeout}s:\n{self.screen()}")
+            time.sleep(0.1)
+        return st
+
+    def kill(self) -> None:
+        subprocess.run([*self._tmux(), "kill-server"], capture_output=True, env=self.env, timeout=20)
