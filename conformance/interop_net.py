@@ -381,21 +381,26 @@ class PodmanService:
 
     @staticmethod
     def stop_leftovers(directory: Path) -> None:
-        """Stop services of earlier runs whose owner is gone: directory holds OWNERPID.pid files with the
-        service's PID; a PID is only signalled when its command line is that service on that socket."""
-        for pidfile in directory.glob("podman-*.pid"):
-            owner = pidfile.stem.removeprefix("podman-")
-            sock = directory / f"podman-{owner}.sock"
-            if _owner_alive({LABEL_PID: owner}):
+        """Stop services of earlier runs whose owner is gone. Their sockets are directory/podman-OWNERPID.sock;
+        a process is only signalled when its command line is the service on exactly that socket."""
+        socks = {p.stem.removeprefix("podman-"): p for p in directory.glob("podman-*.sock")}
+        socks.update({p.stem.removeprefix("podman-"): p.with_suffix(".sock") for p in directory.glob("podman-*.pid")})
+        stale = {f"unix://{sock}".encode(): (owner, sock) for owner, sock in socks.items() if not _owner_alive({LABEL_PID: owner})}
+        if not stale:
+            return
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
                 continue
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(pidfile.read_text())
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                if b"service" in cmdline and f"unix://{sock}".encode() in cmdline:
-                    log(f"stopping leftover podman service {pid}")
-                    os.kill(pid, 15)
-            pidfile.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"service" in args and b"podman" in args[0]:
+                    for url in stale:
+                        if url in args:
+                            log(f"stopping leftover podman service {proc.name} ({url.decode()})")
+                            os.kill(int(proc.name), 15)
+        for _owner, sock in stale.values():
             sock.unlink(missing_ok=True)
+            sock.with_suffix(".pid").unlink(missing_ok=True)
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
