@@ -24,10 +24,13 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mox import mlog
 from mox.autotls.setup import AutoTLS
+
+if TYPE_CHECKING:
+    from mox.tlsrptsend.service import Reporters
 from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
 from mox.ctl.server import CtlCommandError, CtlConn, CtlServer
@@ -92,6 +95,7 @@ class Server:
         self.queue: Queue | None = None
         # Automatic TLS (mox.autotls), when mox.conf has ACME providers; used by listeners and mox.http.
         self.autotls: AutoTLS | None = None
+        self._reporters: Reporters | None = None
 
     # Start-up
 
@@ -154,6 +158,12 @@ class Server:
         if self.autotls is not None:
             # Certificates are requested in the background; connections never wait for the CA.
             self.autotls.start()
+        if not self.localserve:
+            # Outgoing DMARC (hourly) and TLS (daily) reports; each round honours
+            # NoOutgoingDMARCReports/NoOutgoingTLSReports of the config at that time.
+            from mox.tlsrptsend.service import start_reporters
+
+            self._reporters = await start_reporters(lambda: self.cfg, data_dir)
         log.print("mox started", version=_version(), pid=os.getpid(), listeners=len(self._servers) + len(self._http))
 
     async def _open_listeners(self) -> None:
@@ -362,6 +372,9 @@ class Server:
             with contextlib.suppress(Exception):
                 await web_server.shutdown(timeout=SHUTDOWN_GRACE)
         await self._close_listeners()
+        if self._reporters is not None:
+            # Before the queue: a report being composed is submitted to it.
+            await self._reporters.close()
         if self.queue is not None:
             # Deliveries in flight get a grace period; DSNs they produce go into accounts closed below.
             await self.queue.close()
@@ -371,6 +384,11 @@ class Server:
                 await closer()
         if self.autotls is not None:
             await self.autotls.close()
+        from mox import tlsrptdb
+        from mox.dmarcdb.reports import close_reports
+
+        await tlsrptdb.close_all()
+        await close_reports()
         # Pending deliveries commit, then every account database closes.
         from mox.smtpserver import server as smtpserver
         from mox.store import close_all_accounts
