@@ -25,19 +25,12 @@ def not_implemented_features(cfg: Config) -> list[str]:
             out.append(f"Listeners.{name}.SMTP.DNSBLs")
     checks = [
         (s.CheckUpdates, "CheckUpdates"),
-        (bool(s.HostTLSRPT.Account), "HostTLSRPT"),
-        (bool(s.Transports), "Transports"),
-        (not s.NoOutgoingDMARCReports, "outgoing DMARC reports"),
-        (not s.NoOutgoingTLSReports, "outgoing TLS reports"),
-        (bool(d.Routes), "Routes"),
+        (any(t.Socks is not None for t in s.Transports.values()), "Transports.*.Socks"),
         (bool(d.WebHandlers), "WebHandlers"),
         (bool(d.WebDomainRedirects), "WebDomainRedirects"),
         (bool(d.MonitorDNSBLs), "MonitorDNSBLs"),
-        (any(dom.DKIM.Sign for dom in d.Domains.values()), "Domains.*.DKIM (signing)"),
-        (any(dom.DMARC or dom.TLSRPT for dom in d.Domains.values()), "Domains.*.DMARC/TLSRPT (incoming reports)"),
         (any(a.JunkFilter for a in d.Accounts.values()), "Accounts.*.JunkFilter"),
         (any(a.OutgoingWebhook or a.IncomingWebhook for a in d.Accounts.values()), "Accounts.*.Webhooks"),
-        (any(a.Routes for a in d.Accounts.values()), "Accounts.*.Routes"),
     ]
     out += [name for cond, name in checks if cond]
     return out
