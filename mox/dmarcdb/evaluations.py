@@ -37,10 +37,11 @@ _DAY_DIVISORS = (1, 2, 3, 4, 6, 8, 12, 24)
 
 
 def interval_hours(ri_seconds: int) -> int:
-    """The reporting interval in hours for a record's ri= (RFC 7489 section 6.3): between 1
-    and 24 hours, rounded up so a whole number of intervals covers a day, as upstream does."""
-    hours = max(1, -(-ri_seconds // 3600))
-    return next((d for d in _DAY_DIVISORS if d >= hours), 24)
+    """The reporting interval in hours for a record's ri= (RFC 7489 section 6.3), as upstream:
+    the requested hours (rounded up) brought down to the largest divisor of 24 not above them,
+    so a whole number of intervals covers a day; at least 1, at most 24."""
+    hours = -(-ri_seconds // 3600)
+    return next((d for d in reversed(_DAY_DIVISORS) if d <= hours), 1)
 
 
 @dataclass

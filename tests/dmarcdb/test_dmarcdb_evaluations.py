@@ -58,4 +58,4 @@ async def test_suppressed_reporting_addresses(tmp_path: Path) -> None:
 def test_interval_hours_divides_a_day() -> None:
     from mox.dmarcdb import interval_hours
 
-    assert [interval_hours(x) for x in (0, 1, 3600, 3601, 5 * 3600, 7 * 3600, 13 * 3600, 86400, 7 * 86400)] == [1, 1, 1, 2, 6, 8, 24, 24, 24]
+    assert [interval_hours(x) for x in (0, 1, 3600, 3601, 5 * 3600, 7 * 3600, 13 * 3600, 86400, 7 * 86400)] == [1, 1, 1, 2, 4, 6, 12, 24, 24]
