@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mox import mlog
-from mox.autotls.setup import AutoTLS
 
 if TYPE_CHECKING:
+    from mox.autotls.setup import AutoTLS
     from mox.tlsrptsend.service import Reporters
 from mox.config import edit
 from mox.config.load import Config, ConfigErrors, load_config, reload_dynamic
@@ -141,6 +141,9 @@ class Server:
             self.queue.start(server_deliverer(lambda: self.cfg))
         try:
             if self.cfg.static.ACME:
+                # Imported only when used: the ACME machinery is not small.
+                from mox.autotls.setup import AutoTLS
+
                 self.autotls = AutoTLS(self.cfg)
             await self._open_listeners()
         except BaseException:
