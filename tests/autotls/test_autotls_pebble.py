@@ -81,11 +81,18 @@ async def test_http01_then_serve_and_renewal_state(tmp_path: Path, dns_server: D
         # A second manager (a restart) uses the cache and has nothing to do.
         m2 = _manager(tmp_path, pebble.directory_url, pebble.ca_file, ("http-01",))
         assert m2.due() == [] and m2.has_certificate(HOST)
-        # Near expiry, the host is due again.
+        # Near expiry, the host is due again, and renewal replaces the certificate (same key).
         c = certs.read_cache(m.cache_dir, HOST, "ecdsa")
         assert c is not None
         later = _manager(tmp_path, pebble.directory_url, pebble.ca_file, ("http-01",), now=lambda: c.not_after - datetime.timedelta(days=1))
         assert later.due() == [HOST]
+        old_pem = c.path.read_bytes()
+        async with _http01_server(later, http_port):
+            assert await later.ensure() == []
+        new_pem = c.path.read_bytes()
+        assert new_pem != old_pem
+        assert x509.load_pem_x509_certificates(new_pem)[0].serial_number != x509.load_pem_x509_certificates(old_pem)[0].serial_number
+        assert certs.key_pem(certs.load_key(new_pem)) == certs.key_pem(certs.load_key(old_pem))
 
 
 async def test_tls_alpn01_with_host_keys(tmp_path: Path, dns_server: DNSTestServer) -> None:
