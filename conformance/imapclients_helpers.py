@@ -180,23 +180,30 @@ def set_maildir_flags(msg: MaildirMsg, letters: str) -> Path:
 
 class TmuxPane:
     """A program in a detached tmux session on a private tmux server (its own socket name), driven
-    with send-keys and read with capture-pane. The pane stays after the program exits, so its exit
-    status can be read; kill() ends the tmux server and whatever still runs in it."""
+    with send-keys and read with capture-pane. Its exit status goes to status_file, and the pane
+    stays after it exits; kill() ends the tmux server and whatever still runs in it."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], env: dict[str, str], width: int = 120, height: int = 30
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        status_file: Path,
+        width: int = 120,
+        height: int = 30,
     ) -> None:
+        self.status_file = status_file
         self.socket = name
         self.target = name
         self.env = env
         # remain-on-exit is set globally before the session starts: a program that exits at once
-        # still leaves its pane and exit status.
+        # still leaves its screen.
         r = subprocess.run(
             [
                 *self._tmux(),
                 *("start-server", ";", "set-option", "-g", "remain-on-exit", "on", ";"),
                 *("new-session", "-d", "-s", self.target, "-x", str(width), "-y", str(height)),
-                shlex.join(argv),
+                f"{shlex.join(argv)}; echo $? >{shlex.quote(str(status_file))}",
             ],
             capture_output=True,
             text=True,
@@ -239,13 +246,13 @@ class TmuxPane:
         return self.wait(lambda s: text in s, repr(text), timeout)
 
     def exit_status(self) -> int | None:
-        """The program's exit status once it ended, else None."""
-        dead, _, status = (
-            self._run("display-message", "-p", "-t", self.target, "#{pane_dead} #{pane_dead_status}")
-            .strip()
-            .partition(" ")
-        )
-        return int(status) if dead == "1" else None
+        """The program's exit status once it ended, else None.
+
+        A shell around the program writes the status to a file: tmux's own pane_dead_status is
+        not reliable, as tmux can mark the pane dead at the end of the terminal's output before it
+        reaps the process, and then leave the status empty."""
+        text = self.status_file.read_text() if self.status_file.exists() else ""
+        return int(text) if text.endswith("\n") else None
 
     def wait_exit(self, timeout: float = 20) -> int:
         deadline = time.monotonic() + timeout

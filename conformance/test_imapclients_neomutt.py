@@ -1,12 +1,14 @@
 """neomutt in a tmux pane against a real ``mox serve`` over STARTTLS (the test certificate trusted through
 certificate_file): the index of a six-message Inbox threaded by References/In-Reply-To, a message
 opened in the pager, a server-side body search (neomutt's ``=b`` pattern, an IMAP UID SEARCH BODY), a
-deletion synced with an EXPUNGE, and the \\Seen flag of the read message on the server afterwards."""
+deletion synced with an EXPUNGE, a message delivered over SMTP appearing while neomutt IDLEs, and the
+\\Seen flag of the read message on the server afterwards."""
 
 from __future__ import annotations
 
 import os
 import re
+import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,7 +74,9 @@ set wait_key = no
 set move = no
 set delete = yes
 set record = ""
-set timeout = 60
+set imap_idle = yes
+set mail_check = 1
+set timeout = 1
 set imap_keepalive = 60
 """
     )
@@ -97,6 +101,7 @@ def neomutt(mox_serve: MoxServe, tmp_path: Path) -> Iterator[tuple[TmuxPane, Pat
         f"moxtest-neomutt-{os.getpid()}",
         ["neomutt", "-n", "-F", str(rc), "-d", "2", "-l", str(log)],
         env,
+        tmp_path / "neomutt.status",
     )
     try:
         yield pane, tmp_path / "neomutt.log0"
@@ -150,11 +155,24 @@ def test_neomutt_threads_read_search_delete(mox_serve: MoxServe, neomutt: tuple[
     screen = pane.wait_text("Msgs:5")
     assert [x[1] for x in index_lines(screen)] == [x[1] for x in WANT_INDEX[:5]], screen
 
+    # New mail delivered over SMTP shows up in the open mailbox (neomutt IDLEs between checks).
+    new = b"From: fay@example.org\r\nTo: mox@localhost\r\nSubject: Fresh news\r\nMessage-ID: <fresh@example.org>\r\n\r\nhot off the press\r\n"
+    with smtplib.SMTP(
+        "127.0.0.1", mox_serve.ports.smtp, local_hostname="client.example.net", timeout=20
+    ) as smtp:
+        assert smtp.sendmail("fay@example.org", [USER], new) == {}
+    screen = pane.wait(lambda s: "Msgs:6 " in s and len(index_lines(s)) == 6, "the new message")
+    assert index_lines(screen)[-1] == (6, "Fresh news", "fay@example.org"), screen
+    assert " IDLE" in log.read_text(errors="replace")
+
     # Quit: neomutt ends cleanly, and the server has what neomutt did.
     pane.keys("q")
     assert pane.wait_exit() == 0
     server = server_messages(mox_serve)
-    assert [s.message_id for s in server] == [MSGS[i].message_id for i in (0, 1, 2, 4, 5)]
+    assert [s.message_id for s in server] == [
+        *(MSGS[i].message_id for i in (0, 1, 2, 4, 5)),
+        "<fresh@example.org>",
+    ]
     seen = {s.message_id for s in server if "\\Seen" in s.flags}
     assert seen == {MSGS[4].message_id}, [(s.message_id, s.flags) for s in server]
 
