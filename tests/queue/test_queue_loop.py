@@ -77,7 +77,7 @@ async def test_success_dsn_with_envid_orcpt(q: Queue, cfg: Config) -> None:
     q.start(FakeDeliverer(lambda m: Outcome.delivered(dsn.NameIP("mx.remote.example", "192.0.2.1"))))
     rcpt = NewRecipient(addr("a@remote.example"), notify=("SUCCESS",), orcpt_type="rfc822", orcpt="Alias@remote.example")
     await q.add("mox", addr("mox@localhost"), [rcpt], message(), dsn_options=DSNOptions(envid="ENV123", ret="HDRS"))
-    await wait_until_dsns(cfg, 1)
+    await wait_until_dsns(q)
     (m,) = await dsns(cfg)
     assert m.original_envelope_id == "ENV123"
     (r,) = m.recipients
@@ -87,10 +87,12 @@ async def test_success_dsn_with_envid_orcpt(q: Queue, cfg: Config) -> None:
     assert m.original is not None and not m.original_full and b"hello" not in m.original and b"Subject: test" in m.original
 
 
-async def wait_until_dsns(cfg: Config, n: int, mailbox: str = "Inbox", account: str = "mox") -> None:
-    async with asyncio.timeout(10):
-        while len(await mailbox_messages(cfg, mailbox, account)) < n:
-            await asyncio.sleep(0.01)
+async def wait_until_dsns(q: Queue, n: int = 0) -> None:
+    """Wait until the queue holds n messages and is idle: DSNs are delivered before an outcome commits.
+
+    (Polling the account meanwhile would open and close it while the queue delivers a DSN into it.)
+    """
+    await wait_until_count(q, n)
 
 
 async def wait_until_count(q: Queue, n: int) -> None:
@@ -133,7 +135,7 @@ async def test_permanent_failure_dsn_and_suppression(q: Queue, cfg: Config) -> N
     q.start(d)
     data = message(body="secret body\r\n")
     await q.add("mox", addr("mox@localhost"), [addr("gone@remote.example")], data, dsn_options=DSNOptions(ret="FULL"))
-    await wait_until_dsns(cfg, 1)
+    await wait_until_dsns(q)
     ((raw, flags),) = await mailbox_messages(cfg, "Inbox")
     assert raw.startswith(b"Return-Path: <>\r\n") and not flags & Flags.SEEN
     m = dsn.parse(raw)
@@ -159,7 +161,7 @@ async def test_partial_failure(q: Queue, cfg: Config) -> None:
     d = FakeDeliverer(outcome)
     q.start(d)
     ids = await q.add("mox", addr("mox@localhost"), [addr("good@remote.example"), addr("bad@remote.example")], message())
-    await wait_until_dsns(cfg, 1)
+    await wait_until_dsns(q)
     await wait_for(lambda: not q._batches)
     assert d.batches == [ids]
     (m,) = await dsns(cfg)
@@ -248,7 +250,7 @@ async def test_report_dsn_to_postmaster_submailbox(q: Queue, cfg: Config, kind: 
     q.start(FakeDeliverer(lambda m: Outcome.permanent("no", 550, "5.1.1")))
     await q.add("mox", addr("postmaster@localhost"), [addr("reports@remote.example")], message(),
                 is_dmarc_report=kind == "dmarc", is_tls_report=kind == "tls")  # fmt: skip
-    await wait_until_dsns(cfg, 1, mailbox)
+    await wait_until_dsns(q)
     await wait_for(lambda: not q._batches)
     ((raw, flags),) = await mailbox_messages(cfg, mailbox)
     assert flags & Flags.SEEN
@@ -262,7 +264,7 @@ async def test_suppressed_at_delivery(q: Queue, cfg: Config) -> None:
     (mid,) = await q.add("mox", addr("mox@localhost"), [addr("later@remote.example")], message())
     await q.suppression_add("mox", addr("later@remote.example"))
     q.start(d)
-    await wait_until_dsns(cfg, 1)
+    await wait_until_dsns(q)
     await wait_for(lambda: not q._batches)
     assert d.batches == []
     (r,) = await q.retired_list()
@@ -328,7 +330,7 @@ async def test_local_permanent_failure_not_suppressed(q: Queue, cfg: Config) -> 
     # put the address on the suppression list.
     q.start(FakeDeliverer(lambda m: Outcome.permanent("recipient domain does not exist", 550, "5.1.2")))
     await q.add("mox", addr("mox@localhost"), [addr("x@nxdomain.example")], message())
-    await wait_until_dsns(cfg, 1)
+    await wait_until_dsns(q)
     await wait_until_count(q, 0)
     assert not await q.is_suppressed("mox", addr("x@nxdomain.example"))
 
