@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from mox.dns import StubResolver
 from mox.dns.testserver import DNSTestServer, isolated_default_dns
+
+# No per-example time limit: hypothesis' default (200 ms) turns a loaded CI machine into
+# failures, and timing belongs in bench/, not in tests.
+settings.register_profile("moxmail", deadline=None)
+settings.load_profile("moxmail")
 
 
 @pytest.fixture
