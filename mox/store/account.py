@@ -1423,6 +1423,12 @@ async def open_account(
         closing = _registry.closing.get(d)
         if closing is None:
             break
+        if closing.done():
+            # Finished, but its closer has not run its cleanup yet. Awaiting a done future does
+            # not yield, so without this the loop would spin and block the event loop forever.
+            if _registry.closing.get(d) is closing:
+                del _registry.closing[d]
+            continue
         with contextlib.suppress(Exception):
             await asyncio.shield(closing)
     if initial_mailboxes is None:
