@@ -6,6 +6,7 @@ deletion synced with an EXPUNGE, a message delivered over SMTP appearing while n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import smtplib
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imapclients_helpers import PASSWORD, USER, Msg, TmuxPane, prepare_account, server_messages
+from imapclients_helpers import PASSWORD, USER, Msg, TmuxPane, imap_login, prepare_account, server_messages
 from serve_harness import MoxServe
 
 # Arrival order interleaves three threads; parent is the index of the message replied to.
@@ -50,7 +51,7 @@ def index_lines(screen: str) -> list[tuple[int, str, str]]:
     return out
 
 
-def write_muttrc(m: MoxServe, tmp: Path) -> Path:
+def write_muttrc(m: MoxServe, tmp: Path, extra: str = "") -> Path:
     rc = tmp / "muttrc"
     rc.write_text(
         f"""set folder = "imap://localhost:{m.ports.imap}/"
@@ -78,18 +79,17 @@ set imap_idle = yes
 set mail_check = 1
 set timeout = 1
 set imap_keepalive = 60
-"""
+{extra}"""
     )
     return rc
 
 
-@pytest.fixture
-def neomutt(mox_serve: MoxServe, tmp_path: Path) -> Iterator[tuple[TmuxPane, Path]]:
-    prepare_account(mox_serve, tmp_path, MSGS)
-    rc = write_muttrc(mox_serve, tmp_path)
-    home = tmp_path / "home"
-    home.mkdir()
-    log = tmp_path / "neomutt.log"
+@contextlib.contextmanager
+def run_neomutt(tmp: Path, rc: Path, name: str) -> Iterator[tuple[TmuxPane, Path]]:
+    """neomutt with config rc in a tmux pane; yields the pane and neomutt's debug log."""
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    log = tmp / f"{name}.log"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -98,15 +98,22 @@ def neomutt(mox_serve: MoxServe, tmp_path: Path) -> Iterator[tuple[TmuxPane, Pat
     }
     # -n: no system config; -F: only ours; -d 2 -l: neomutt's own log of the IMAP commands it sends.
     pane = TmuxPane(
-        f"moxtest-neomutt-{os.getpid()}",
+        f"moxtest-{name}-{os.getpid()}",
         ["neomutt", "-n", "-F", str(rc), "-d", "2", "-l", str(log)],
         env,
-        tmp_path / "neomutt.status",
+        tmp / f"{name}.status",
     )
     try:
-        yield pane, tmp_path / "neomutt.log0"
+        yield pane, tmp / f"{name}.log0"
     finally:
         pane.kill()
+
+
+@pytest.fixture
+def neomutt(mox_serve: MoxServe, tmp_path: Path) -> Iterator[tuple[TmuxPane, Path]]:
+    prepare_account(mox_serve, tmp_path, MSGS)
+    with run_neomutt(tmp_path, write_muttrc(mox_serve, tmp_path), "neomutt") as x:
+        yield x
 
 
 def test_neomutt_threads_read_search_delete(mox_serve: MoxServe, neomutt: tuple[TmuxPane, Path]) -> None:
@@ -185,3 +192,77 @@ def _flags(screen: str) -> list[tuple[int, str]]:
         if mt:
             out.append((int(mt.group(1)), mt.group(2)))
     return out
+
+
+def test_neomutt_header_cache_condstore_qresync(mox_serve: MoxServe, tmp_path: Path) -> None:
+    """neomutt with a header cache and CONDSTORE/QRESYNC enabled: reopening the mailbox after
+    changes made elsewhere asks only for what changed (UID FETCH ... CHANGEDSINCE with VANISHED)
+    and shows the new flags and the new message; after an expunge elsewhere it shows the right
+    messages again (neomutt falls back to a full flag fetch when a message vanished in the middle
+    of its cached UIDs, its own limitation)."""
+    m = mox_serve
+    prepare_account(m, tmp_path, MSGS)
+    (tmp_path / "hcache").mkdir()
+    rc = write_muttrc(
+        m,
+        tmp_path,
+        f'set header_cache = "{tmp_path / "hcache"}/"\nset imap_condstore = yes\nset imap_qresync = yes\n',
+    )
+
+    def session(name: str, want: str) -> str:
+        with run_neomutt(tmp_path, rc, name) as (pane, _):
+            screen = pane.wait(lambda s: want in s and "Reading" not in s and "Fetching" not in s, want)
+            pane.keys("q")
+            assert pane.wait_exit() == 0
+            return screen
+
+    session("first", "Msgs:6 ")
+    first_log = (tmp_path / "first.log0").read_text(errors="replace")
+    assert "ENABLE QRESYNC" in first_log and 'SELECT "INBOX" (CONDSTORE)' in first_log, first_log
+
+    # Elsewhere: a flag on two messages, a new message.
+    im = imap_login(m)
+    try:
+        im.select("INBOX")
+        assert im.uid("STORE", "2,6", "+FLAGS.SILENT", "(\\Flagged)")[0] == "OK"
+        new = (
+            b"From: fay@example.org\r\nSubject: Fresh news\r\nMessage-ID: <fresh@example.org>\r\n\r\nnews\r\n"
+        )
+        assert im.append("INBOX", None, None, new)[0] == "OK"
+    finally:
+        im.logout()
+    screen = session("second", "Msgs:7 ")
+    log = (tmp_path / "second.log0").read_text(errors="replace")
+    assert re.search(r"UID FETCH 1:6 \(FLAGS\) \(CHANGEDSINCE \d+ VANISHED\)", log), log
+    assert "QRESYNC failed" not in log, log
+    flags = dict(_flags(screen))
+    lines = index_lines(screen)
+    flagged = sorted(_bare(subject) for n, subject, _ in lines if "!" in flags[n])
+    assert flagged == ["Quarterly report", "Re: Quarterly report"], screen
+    assert lines[-1] == (7, "Fresh news", "fay@example.org"), screen
+
+    # Elsewhere: the first message of the lunch thread expunged.
+    im = imap_login(m)
+    try:
+        im.select("INBOX")
+        assert im.uid("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+        assert im.expunge()[1] == [b"1"]
+    finally:
+        im.logout()
+    screen = session("third", "Msgs:6 ")
+    subjects = sorted(_bare(subject) for _, subject, _ in index_lines(screen))
+    assert subjects == sorted(
+        [
+            "Re: Lunch plans",
+            "Quarterly report",
+            "Re: Lunch plans",
+            "Server upgrade",
+            "Re: Quarterly report",
+            "Fresh news",
+        ]
+    ), screen
+
+
+def _bare(subject: str) -> str:
+    """A subject without the thread tree drawn before it."""
+    return re.sub(r"^[ `|&*>-]+", "", subject)
