@@ -4,9 +4,12 @@
 work on one thread. The delivery loop picks due messages, groups those that
 can share one SMTP transaction (same submission, recipient domain, transport,
 TLS requirement and attempt count), claims them (the attempt is recorded
-before the deliverer runs) and hands each batch to the injected
-:class:`~mox.queue.model.Deliverer`, with at most ``max_concurrent`` batches
-in flight overall and ``max_per_domain`` per recipient domain. Adding a
+before the deliverer runs) and hands the batches to the injected
+:class:`~mox.queue.model.Deliverer` in runs: one task per run delivers its
+batches one after the other (over the connection the deliverer keeps open),
+recording each batch's outcome while the next is delivered. At most
+``max_concurrent`` runs are in flight overall and ``max_per_domain`` per
+recipient domain, each with at most RUN_MAX messages. Adding a
 message or changing the schedule wakes the loop at once; otherwise it sleeps
 until the next due time.
 
@@ -18,7 +21,8 @@ start retries those at once. If the remote had already accepted the message
 (sent its 250 after the data) but our commit of the success had not happened
 yet, the message is delivered again: that is the duplicate window, from the
 remote's final reply to our commit of the outcome (normally milliseconds; in
-a crash or kill -9, every batch in flight).
+a crash or kill -9, every batch in flight). Messages of a run that were claimed
+but not yet delivered at a crash are retried at once too; they were not sent.
 """
 
 from __future__ import annotations
@@ -73,6 +77,9 @@ MAX_CONCURRENT = 10
 MAX_PER_DOMAIN = 2
 # Recipients per SMTP transaction at most (RFC 5321 section 4.5.3.1.8: servers take at least 100).
 MAX_BATCH = 100
+# Messages (recipients) one task delivers in turn for a domain, batch after batch over one
+# connection; bounds the messages whose attempt is claimed ahead of their delivery.
+RUN_MAX = 50
 # Due messages looked at per round of the loop.
 DUE_LIMIT = 1000
 # Longest sleep of the loop without a due message.
@@ -506,34 +513,77 @@ class Queue:
             g = groups.setdefault(key, [])
             if len(g) < MAX_BATCH:
                 g.append(m)
-        picked: list[list[QueuedMsg]] = []
+        # Runs: the batches one task delivers one after the other, over the connection the
+        # deliverer keeps open, so a busy domain gets several messages per connection while
+        # at most max_per_domain connections are in use for it.
+        runs: list[list[list[QueuedMsg]]] = []
+        open_runs: dict[str, list[list[list[QueuedMsg]]]] = {}
         busy = Counter(self._busy)
         for (_, dom, *_rest), g in groups.items():
-            if len(self._batches) + len(picked) >= self.max_concurrent:
-                break
-            if busy[dom] >= self.max_per_domain:
+            fits = [r for r in open_runs.get(dom, []) if sum(len(x) for x in r) + len(g) <= RUN_MAX]
+            if fits:
+                min(fits, key=lambda r: sum(len(x) for x in r)).append(g)
+                continue
+            if len(self._batches) + len(runs) >= self.max_concurrent or busy[dom] >= self.max_per_domain:
                 continue
             busy[dom] += 1
-            picked.append(g)
-        if not picked:
+            run = [g]
+            runs.append(run)
+            open_runs.setdefault(dom, []).append(run)
+        if not runs:
             return 0
-        claims = [(g, schedule.backoff(g[0].attempts, self.jitter())) for g in picked]
+        claims = [(g, schedule.backoff(g[0].attempts, self.jitter())) for run in runs for g in run]
 
         def claim_all(c: sqlite3.Connection) -> None:
             for g, b in claims:
                 self.db.claim_tx(c, g, now, b)
 
         await self._write(claim_all)
-        for g in picked:
-            dom = g[0].recipient_domain.lower()
+        for run in runs:
+            dom = run[0][0].recipient_domain.lower()
             self._busy[dom] += 1
-            self._inflight.update(m.id for m in g)
-            t = asyncio.create_task(self._deliver_batch(g))
+            self._inflight.update(m.id for g in run for m in g)
+            t = asyncio.create_task(self._deliver_run(run))
             self._batches.add(t)
-        return len(picked)
+        return len(runs)
 
-    async def _deliver_batch(self, msgs: list[QueuedMsg]) -> None:
-        dom = msgs[0].recipient_domain.lower()
+    async def _deliver_run(self, run: list[list[QueuedMsg]]) -> None:
+        """Deliver the batches of a run in turn; each batch's outcome is recorded while the next
+        is being delivered (their commits join others in a group commit)."""
+        dom = run[0][0].recipient_domain.lower()
+        processing: list[asyncio.Task[None]] = []
+        try:
+            for msgs in run:
+                if self._stopping:
+                    break
+                delivered = asyncio.Event()
+                t = asyncio.create_task(self._deliver_batch(msgs, delivered))
+                processing.append(t)
+                # The next batch starts when this one's delivery (not its commit) is done.
+                waiter = asyncio.ensure_future(delivered.wait())
+                try:
+                    await asyncio.wait({waiter, t}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+            await asyncio.gather(*processing)
+        except asyncio.CancelledError:
+            for t in processing:
+                t.cancel()
+            await asyncio.gather(*processing, return_exceptions=True)
+            raise
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._batches.discard(task)
+            for msgs in run:
+                self._inflight.difference_update(m.id for m in msgs)
+            self._busy[dom] -= 1
+            if self._busy[dom] <= 0:
+                del self._busy[dom]
+            self.kick()
+
+    async def _deliver_batch(self, msgs: list[QueuedMsg], delivered: asyncio.Event) -> None:
+        """Deliver one batch and record the outcomes; ``delivered`` is set between the two."""
         try:
             outcomes: list[Outcome | None] = [None] * len(msgs)
             # As upstream, the suppression list is checked again at delivery.
@@ -565,6 +615,7 @@ class Queue:
                     got = [Outcome.temporary(f"delivery error: {e}")] * len(batch)
                 for i, o in zip(todo, got, strict=True):
                     outcomes[i] = o
+            delivered.set()
             await self._process(msgs, [o for o in outcomes if o is not None])
         except asyncio.CancelledError:
             log.info("delivery cancelled at shutdown, retried at next start", ids=[m.id for m in msgs])
@@ -572,14 +623,7 @@ class Queue:
         except Exception as e:
             log.errorx("processing delivery results", e, ids=[m.id for m in msgs])
         finally:
-            task = asyncio.current_task()
-            if task is not None:
-                self._batches.discard(task)
-            self._inflight.difference_update(m.id for m in msgs)
-            self._busy[dom] -= 1
-            if self._busy[dom] <= 0:
-                del self._busy[dom]
-            self.kick()
+            delivered.set()
 
     async def _process(self, msgs: list[QueuedMsg], outcomes: list[Outcome]) -> None:
         """Record outcomes: retire delivered and failed messages, reschedule temporary failures, send DSNs."""
