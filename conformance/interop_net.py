@@ -18,7 +18,7 @@ Hosts (one container each, all labelled ``moxmail.interop=1``, on an internal ne
 
 Every key is made at set-up: a test CA and the TLS certificates it signs, DKIM keys (the DNSSEC
 keys are made by knot's keymgr in the dns container). Zone records are derived from the mox
-config and those keys (MX, A, SPF, DKIM, DMARC, TLSRPT, TLSA 3 1 1 of mox2's certificate).
+config and those keys (MX, A, SPF, DKIM, DMARC, TLSRPT, TLSA 3 1 1 of mox2's certificate, MTA-STS).
 
 Images are built with ``podman build`` once and tagged by a hash of their inputs, so a later
 run with unchanged inputs builds nothing. The podman API socket that testcontainers talks to
@@ -98,6 +98,13 @@ POSTFIX_DOMAIN = "postfix.example"
 POSTFIX_HOST = "mail.postfix.example"
 # Accounts on mox2: name -> (address, password).
 MOX2_ACCOUNTS = {"mjl": ("mjl@mox2.example", "interop-mjl-pw"), "other": ("other@mox2.example", "interop-other-pw")}
+# MTA-STS (RFC 8461) on mox2: an enforced policy for mox2.example listing its MX, and for the
+# domain below (a second domain of mox2 with mox2's MX) one whose MX pattern matches no MX host,
+# so senders enforcing it must not deliver. Policies are served by mox2 on :443 (MTASTSHTTPS),
+# with a certificate from the test CA.
+MTASTS_POLICY_ID = "interop1"
+MTASTS_BAD_DOMAIN = "stsbad.mox2.example"
+MTASTS_BAD_MX = "mail.elsewhere.example"
 
 READY_TIMEOUT = float(os.environ.get("MOX_INTEROP_READY_TIMEOUT", "60"))
 
@@ -684,9 +691,11 @@ def dns_authentic(server: str, name: str, rtype: str) -> bool:
 
 
 def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str], bytes]:
-    """mox2: TLS certificate from the test CA, published as TLSA."""
+    """mox2: TLS certificate from the test CA, published as TLSA; MTA-STS policies for mox2.example
+    and MTASTS_BAD_DOMAIN (whose MX pattern matches no MX host)."""
     conf, dkim_txt, spki = write_mox_config(
-        state, "mox2", MOX2_DOMAIN, MOX2_HOST, [net_ips["mox2"], net_ips6["mox2"]], MOX2_ACCOUNTS, ca=ca
+        state, "mox2", MOX2_DOMAIN, MOX2_HOST, [net_ips["mox2"], net_ips6["mox2"]], MOX2_ACCOUNTS, ca=ca,
+        mtasts_mx={MOX2_DOMAIN: [MOX2_HOST], MTASTS_BAD_DOMAIN: [MTASTS_BAD_MX]},
     )
     assert spki is not None
     return conf, dkim_txt, spki
@@ -713,9 +722,13 @@ def write_mox_config(
     ca: TestCA | None = None,
     acme_directory: str = "",
     acme_ca: bytes = b"",
+    mtasts_mx: dict[str, list[str]] | None = None,
 ) -> tuple[Path, dict[str, str], bytes | None]:
     """Config and data dirs for a mox instance under state/NAME, with the project's config code.
     TLS from ca (a certificate for hostname) or from ACME (acme_directory, trusting acme_ca).
+    mtasts_mx: domain -> MX patterns of an enforced MTA-STS policy served by the instance (MTASTSHTTPS
+    on :443, the certificate from ca also naming mta-sts.DOMAIN); a domain other than domain is added
+    without accounts.
 
     Returns (path of mox.conf, DKIM TXT records by selector, DER SPKI of the TLS key for TLSA or None).
     """
@@ -724,6 +737,7 @@ def write_mox_config(
     from mox.config import keys, model, sconf
     from mox.config.edit import make_account_config
     from mox.config.load import load_config, write_file_atomic
+    from mox.config.sconf import parse_duration
     from mox.dkim.record import txt_record
     from mox.store.deliver import open_config_account
     from mox.store.password import make_secrets
@@ -733,8 +747,9 @@ def write_mox_config(
     cdir.mkdir(parents=True)
     ddir.mkdir()
     spki: bytes | None = None
+    mtasts_mx = mtasts_mx or {}
     if ca is not None:
-        cert, key, spki = ca.issue([hostname], ips)
+        cert, key, spki = ca.issue([hostname, *(f"mta-sts.{d}" for d in mtasts_mx)], ips)
         write_file_atomic(cdir / "mail.crt", cert, 0o644)
         write_file_atomic(cdir / "mail.key", key, 0o600)
         tls = model.ListenerTLS(KeyCerts=[model.KeyCert(CertFile="mail.crt", KeyFile="mail.key")])
@@ -776,6 +791,8 @@ def write_mox_config(
         static.ACME = {"pebble": model.ACME(DirectoryURL=acme_directory, ContactEmail=f"postmaster@{domain}")}
         static.TLS = model.GlobalTLS(CA=model.CAConfig(CertFiles=["acme-ca.pem"]))
         listener.MTASTSHTTPS = model.MTASTSListener(Enabled=True)
+    if mtasts_mx:
+        listener.MTASTSHTTPS = model.MTASTSListener(Enabled=True)
     accounts = {}
     for acc_name, (addr, _pw) in accounts_pw.items():
         acc = make_account_config(addr, domain)
@@ -793,6 +810,10 @@ def write_mox_config(
         },
         Accounts=accounts,
     )
+    for d, mx in mtasts_mx.items():
+        # max_age of a day (RFC 8461 section 3.2); nothing outlives the run anyway.
+        policy = model.MTASTS(PolicyID=MTASTS_POLICY_ID, Mode="enforce", MaxAge=parse_duration("24h"), MX=list(mx))
+        dynamic.Domains.setdefault(d, model.Domain()).MTASTS = policy
     conf = cdir / "mox.conf"
     write_file_atomic(conf, sconf.write(static, header=model.STATIC_HEADER).encode(), 0o644)
     write_file_atomic(cdir / "domains.conf", sconf.write(dynamic, header=model.DYNAMIC_HEADER).encode(), 0o644)
@@ -846,6 +867,14 @@ def make_zones(
     mox2.add("badmx", "A", ips["mox2"])
     mox2.add("_25._tcp.badmx", "TLSA", "3 1 1 " + hashlib.sha256(b"not mox2's key" + mox2_spki).hexdigest())
     mox2.add("bad", "MX", f"10 badmx.{MOX2_DOMAIN}.")
+    # MTA-STS (RFC 8461 section 3.1): the policy's version in TXT, the policy host's addresses.
+    bad = MTASTS_BAD_DOMAIN.removesuffix(f".{MOX2_DOMAIN}")
+    for prefix in ("", f".{bad}"):
+        mox2.add(f"_mta-sts{prefix}", "TXT", txt(f"v=STSv1; id={MTASTS_POLICY_ID}"))
+        mox2.add(f"mta-sts{prefix}", "A", ips["mox2"])
+        mox2.add(f"mta-sts{prefix}", "AAAA", ips6["mox2"])
+    # The domain whose policy lists another MX: its real MX is mox2's.
+    mox2.add(bad, "MX", f"10 {MOX2_HOST}.")
 
     # mox1.example: certificates from ACME, so no TLSA record.
     mox1 = Zone(MOX1_DOMAIN)

@@ -2,7 +2,11 @@
 resolver; Postfix to mox2 with DANE (and refusing a mismatching TLSA); mox1 with an ACME certificate
 from pebble delivering to mox2 DANE-verified with spf/dkim/dmarc pass; mox2's queue to Postfix;
 submission with DKIM signatures that verify against the published records; IMAP (IDLE too) and
-IPv6 from the host; the image running as user mox, and running `mox localserve`."""
+IPv6 from the host; the image running as user mox, and running `mox localserve`; MTA-STS (RFC 8461)
+from mox1 to mox2: mox2 publishes enforced policies (`_mta-sts` TXT in the signed zone, the policy over
+HTTPS on :443 with a certificate from the test CA), mox1's queue fetches them (trusting the test CA
+through TLS.CA CertFiles), delivers with the MX matching and the certificate PKIX-verified besides DANE,
+and keeps a message queued whose domain's policy lists no MX host of the domain."""
 
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ from interop_net import (
     MOX2_ACCOUNTS,
     MOX2_DOMAIN,
     MOX2_HOST,
+    MTASTS_BAD_DOMAIN,
+    MTASTS_BAD_MX,
+    MTASTS_POLICY_ID,
     POSTFIX_DOMAIN,
     Network,
     dns_query,
@@ -323,6 +330,72 @@ def test_interop_mox1_to_mox2_authenticated(interop: Network) -> None:
     assert f"header.from={MOX1_DOMAIN}" in ar, ar
     received = m.get_all("Received", [])[0]
     assert "TLS" in received or "ESMTPS" in received, received
-    # mox1 verified mox2's certificate with DANE (the TLSA record, not a CA: pkixverified=false).
+    # mox1 verified mox2's certificate with DANE (the TLSA record; by PKIX too, as mox2.example's
+    # MTA-STS policy is enforced: test_interop_mtasts_mox1_to_mox2_enforced).
     handshake = [x for x in net.hosts["mox1"].logs().splitlines() if 'm="tls handshake done"' in x and "servername=mail.mox2.example" in x]
     assert handshake and all("daneverified=true" in x for x in handshake), net.hosts["mox1"].logs()
+
+
+def _submit_on_mox1(net: Network, rcpt: str, subject: str) -> None:
+    """Submission on mox1 (STARTTLS verified with pebble's root of this run) from mjl to rcpt."""
+    wait_for("mox1: certificate obtained", lambda: "certificate obtained" in net.hosts["mox1"].logs(), 120, net.all_logs)
+    ctx = ssl.create_default_context(cadata=(net.state / "acme" / "root.pem").read_text())
+    sender, password = MOX1_ACCOUNTS["mjl"]
+    msg = f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nmta-sts test\r\n"
+    with smtplib.SMTP(net.ip("mox1"), 587, local_hostname="client.example", timeout=20) as s:
+        s._host = MOX1_HOST  # the name the certificate is checked against
+        s.starttls(context=ctx)
+        s.login(sender, password)
+        assert s.sendmail(sender, [rcpt], msg.encode()) == {}
+
+
+def test_interop_mtasts_policy_published(interop: Network) -> None:
+    """mox2 serves its policies at https://mta-sts.DOMAIN/.well-known/mta-sts.txt (certificate naming
+    that host, from the test CA), and the `_mta-sts` TXT records are DNSSEC-validated."""
+    net = interop
+    for domain, mx in ((MOX2_DOMAIN, MOX2_HOST), (MTASTS_BAD_DOMAIN, MTASTS_BAD_MX)):
+        r = dns_query(net.ip("dns"), f"_mta-sts.{domain}.", "TXT")
+        assert r.flags & 0x20 and f"v=STSv1; id={MTASTS_POLICY_ID}" in r.to_text(), r
+        body = https_get(f"https://mta-sts.{domain}:443/.well-known/mta-sts.txt", net.ip("mox2"), net.ssl_context())
+        lines = body.decode().splitlines()
+        assert lines[0] == "version: STSv1" and "mode: enforce" in lines and f"mx: {mx}" in lines, body
+
+
+def test_interop_mtasts_mox1_to_mox2_enforced(interop: Network) -> None:
+    """mox1's queue fetches mox2.example's enforced policy and delivers to the matching MX with the
+    certificate PKIX-verified (required by the policy) besides DANE."""
+    net = interop
+    subject = f"mta-sts {uuid.uuid4().hex[:8]}"
+    _submit_on_mox1(net, MOX2_ACCOUNTS["mjl"][0], subject)
+    _fetch_by_subject(net, "mjl", subject, timeout=90)
+    logs = net.hosts["mox1"].logs().splitlines()
+    fetched = [x for x in logs if 'm="mtasts policy fetched"' in x and f"domain={MOX2_DOMAIN}" in x]
+    assert fetched, "\n".join(logs)
+    handshakes = [x for x in logs if 'm="tls handshake done"' in x and f"servername={MOX2_HOST}" in x]
+    # pkixverified: checked because the policy is enforced (without it mox1 only uses DANE for mox2).
+    assert handshakes and all("pkixverified=true" in x and "daneverified=true" in x for x in handshakes), "\n".join(handshakes)
+
+
+def test_interop_mtasts_mx_mismatch_not_delivered(interop: Network) -> None:
+    """The policy of MTASTS_BAD_DOMAIN allows only MTASTS_BAD_MX, but its MX is mail.mox2.example:
+    mox1 must not deliver (temporary failure, message stays queued with the error)."""
+    net = interop
+    rcpt = f"mjl@{MTASTS_BAD_DOMAIN}"
+    _submit_on_mox1(net, rcpt, f"must not arrive {uuid.uuid4().hex[:8]}")
+    expect = f"mx host {MOX2_HOST} does not match the enforced mta-sts policy"
+
+    def failed() -> bool:
+        return any(
+            'm="temporary failure delivering from queue"' in x and rcpt in x and expect in x
+            for x in net.hosts["mox1"].logs().splitlines()
+        )
+
+    wait_for("mox1: temporary failure for the mx not in the policy", failed, 30, lambda: net.hosts["mox1"].logs())
+    try:
+        _code, out = net.exec("mox1", ["mox", "queue", "list", "-to", f"@{MTASTS_BAD_DOMAIN}"])
+        assert rcpt in out and expect in out, out
+        # Never delivered: no attempt got past the policy check.
+        logs = net.hosts["mox1"].logs().splitlines()
+        assert not any('m="delivered from queue"' in x and rcpt in x for x in logs), "\n".join(logs)
+    finally:
+        net.exec("mox1", ["mox", "queue", "drop", "-to", f"@{MTASTS_BAD_DOMAIN}"], check=False)
