@@ -202,3 +202,40 @@ async def test_dane_verified_and_mismatch(env: tuple[Config, Queue, TLSRPTDB], t
         hr = next(x for x in results if x.summary.total_failure_session_count)
         assert hr.summary.total_failure_session_count == 1
         assert [str(fd.result_type) for fd in hr.failure_details] == ["validation-failure"]
+
+
+async def test_smarthost_transport_with_auth(env: tuple[Config, Queue, TLSRPTDB], tmp_path: Path) -> None:
+    """A Submission transport: STARTTLS verified against the smarthost's name, then AUTH (SCRAM)."""
+    import functools
+
+    from smtpclienthelpers import make_ca
+
+    from mox.sasl import AccountSecrets
+    from mox.store.password import make_secrets
+
+    cfg, q, db = env
+    ca = make_ca()
+    cert = make_cert(tmp_path, ["smarthost.example"], ca=ca)
+    secrets = functools.cache(lambda: make_secrets("relaypassword", bcrypt_cost=4, scram_iterations=4096))
+
+    async def lookup(username: str) -> AccountSecrets | None:
+        return AccountSecrets("relay", secrets()) if username == "relay@example.org" else None
+
+    fake = FakeServer(tls=server_context(cert), auth=["SCRAM-SHA-256", "PLAIN"], auth_lookup=lookup)
+    async with serve(fake) as (fake, port):
+        cfg.static.Transports = {
+            "relay": model.Transport(
+                Submission=model.TransportSMTP(
+                    Host="smarthost.example", Port=port, Auth=model.SMTPAuth(Username="relay@example.org", Password="relaypassword")
+                )
+            )
+        }
+        cfg.dynamic.Routes = [model.Route(Transport="relay")]
+        r = MockResolver(a={"smarthost.example": ["127.0.0.1"]})
+        d = _deliverer(cfg, r, 1, db, tls_cadata=ca.pem)
+        msgs, src = await _queued(q, "a@example.net")
+        out = await d(msgs, src)
+        await d.close()
+    assert out[0].kind == OutcomeKind.DELIVERED, out[0]
+    assert fake.authenticated and fake.received[0].rcpts == ["a@example.net"]
+    assert fake.connections == 1
