@@ -597,7 +597,16 @@ async def _process_reports(
     are parsed and stored for the statistics (mox.dmarcdb, mox.tlsrptdb). Never fails delivery."""
     from mox.dmarcdb.incoming import is_report_address, process_report_delivery
 
-    dkim_pass = [r.sig.domain for r in dkim_res if str(r.status) == "pass" and r.sig is not None]
+    # RFC 8460 section 3: a signature covering only part of the body (l=) does not count, nor one
+    # whose key is restricted to services other than "tlsrpt" (s=), as upstream.
+    dkim_pass = [
+        r.sig.domain
+        for r in dkim_res
+        if str(r.status) == "pass"
+        and r.sig is not None
+        and r.sig.length is None
+        and (r.record is None or any(sv in ("*", "tlsrpt") for sv in r.record.services))
+    ]
     mail_from = ev.mail_from.xstring() if ev.mail_from is not None else ""
     for p, _ in ev.recipients:
         rcpt = p.xstring()
