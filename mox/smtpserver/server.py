@@ -494,7 +494,9 @@ async def _partial_failure_dsn(
             dsn.Recipient(
                 final_recipient=p.xstring(),
                 action=dsn.Action.FAILED,
-                status=f"{reply.code // 100}.{reply.enhanced}" if reply.enhanced.count(".") == 1 else (reply.enhanced or "5.0.0"),
+                # Action "failed" takes a permanent status (RFC 3464 section 2.3.4): the message is
+                # not retried for this recipient, whatever the class of the local error was.
+                status="5." + (reply.enhanced if reply.enhanced.count(".") == 1 else reply.enhanced.partition(".")[2] or "0.0"),
                 original_recipient=params.orcpt or "",
                 original_recipient_type=params.orcpt_type or "rfc822",
                 diagnostic_code=" ".join(reply.lines),
