@@ -20,9 +20,7 @@ from mox.config.load import parse_static
 from mox.dns.testserver import DNSTestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "autotls"))
-from pebblehelpers import PEBBLE, free_port, run_pebble
-
-pytestmark = pytest.mark.skipif(not Path(PEBBLE).exists(), reason="pebble (Debian package) is not installed")
+from pebblehelpers import free_port, run_pebble
 
 HOST = "mail.mox1.example"
 

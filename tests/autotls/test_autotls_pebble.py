@@ -9,18 +9,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pebblehelpers import PEBBLE, free_port, run_pebble
+from pebblehelpers import free_port, run_pebble
 
 from mox.autotls import certs
 from mox.autotls.manager import Manager
 from mox.config import model, sconf
 from mox.dns.testserver import DNSTestServer
-
-pytestmark = pytest.mark.skipif(not Path(PEBBLE).exists(), reason="pebble (Debian package) is not installed")
 
 HOST = "mail.mox1.example"
 

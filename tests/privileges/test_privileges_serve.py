@@ -34,8 +34,6 @@ def mox_user() -> Iterator[pwd.struct_passwd]:
     try:
         pw = pwd.getpwnam("mox")
     except KeyError:
-        if shutil.which("useradd") is None:
-            pytest.skip("no useradd to create the mox user")
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "mox"], check=True, timeout=60)
         created = True
         pw = pwd.getpwnam("mox")
@@ -64,7 +62,10 @@ def _interpreter(pw: pwd.struct_passwd) -> tuple[list[str], dict[str, str]]:
         if all(searchable_by(Path(p), pw.pw_uid, pw.pw_gid) is None for p in (site, str(REPO), cand)):
             env["PYTHONPATH"] = os.pathsep.join([str(REPO), site])
             return [cand], env
-    pytest.skip(f"no Python installation readable by user mox (ours is in {sys.base_prefix})")
+    raise AssertionError(
+        f"no Python installation readable by user mox (ours is in {sys.base_prefix}); "
+        "ci/debian-packages.txt installs Debian's python3 for this"
+    )
 
 
 def _free_privileged_port() -> int:
@@ -75,7 +76,7 @@ def _free_privileged_port() -> int:
                 return port
             except OSError:
                 continue
-    pytest.skip("no free port below 1024")
+    raise AssertionError("no free port between 700 and 999 on 127.0.0.1")
 
 
 def _status_ids(pid: int) -> tuple[list[int], list[int]]:
