@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from mox.sqlitethread import ThreadDB
 
 T = TypeVar("T")
 
@@ -81,36 +79,17 @@ class SuppressAddress:
     id: int = 0
 
 
-class EvaluationDB:
+class EvaluationDB(ThreadDB):
     """The evaluations database. Use ``await EvaluationDB.open(path)``; ``await db.close()``."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmarcdb")
-        self._conn: sqlite3.Connection | None = None
+    SCHEMA = _SCHEMA
+    THREAD_NAME = "dmarcdb"
 
     @classmethod
     async def open(cls, path: Path) -> EvaluationDB:
         db = cls(path)
         await db._run(db._open_sync)
         return db
-
-    def _open_sync(self) -> None:
-        c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("PRAGMA synchronous=FULL")
-        for stmt in _SCHEMA.split(";"):
-            if stmt.strip():
-                c.execute(stmt)
-        self._conn = c
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        assert self._conn is not None, "database not open"
-        return self._conn
 
     async def add(self, ev: Evaluation) -> int:
         """Store an evaluation; returns its id."""
@@ -181,12 +160,3 @@ class EvaluationDB:
             ).fetchone()
         )
         return r is not None
-
-    async def close(self) -> None:
-        def run() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await self._run(run)
-        self._executor.shutdown(wait=False)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mox import dmarcrpt
 from mox.dns import Domain, DomainError, parse_domain
+from mox.sqlitethread import ThreadDB
 
 T = TypeVar("T")
 
@@ -86,44 +84,17 @@ def _feedback_from_json(d: dict[str, Any]) -> dmarcrpt.Feedback:
     )
 
 
-class ReportsDB:
+class ReportsDB(ThreadDB):
     """Incoming aggregate reports. ``await ReportsDB.open(path)``; ``await db.close()``. SQLite (WAL) on its own thread."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmarcrpt")
-        self._conn: sqlite3.Connection | None = None
+    SCHEMA = _SCHEMA
+    THREAD_NAME = "dmarcrpt"
 
     @classmethod
     async def open(cls, path: Path) -> ReportsDB:
         db = cls(path)
         await db._run(db._open_sync)
         return db
-
-    def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("PRAGMA synchronous=FULL")
-        c.executescript(_SCHEMA)
-        self._conn = c
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        assert self._conn is not None, "database not open"
-        return self._conn
-
-    async def close(self) -> None:
-        def run() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await self._run(run)
-        self._executor.shutdown(wait=False)
 
     async def add_report(self, feedback: dmarcrpt.Feedback, from_domain: Domain | str, *, received: float | None = None) -> int:
         """Store a report; returns its id. The policy domain is taken from the report."""

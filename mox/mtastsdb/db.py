@@ -24,10 +24,8 @@ Behaviour, as upstream mox's mtastsdb:
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +44,7 @@ from mox.mtasts import (
     lookup_record,
     parse_policy,
 )
+from mox.sqlitethread import ThreadDB
 
 log = mlog.new("mtastsdb")
 
@@ -170,7 +169,7 @@ class _DomainLock:
     users: int = 0
 
 
-class PolicyDB:
+class PolicyDB(ThreadDB):
     """The cache. ``db = await PolicyDB.open(path)``; ``await db.close()``.
 
     Args:
@@ -180,6 +179,8 @@ class PolicyDB:
         now: clock, Unix seconds (tests drive it).
     """
 
+    THREAD_NAME = "mtastsdb"
+
     def __init__(
         self,
         path: Path | str,
@@ -188,12 +189,10 @@ class PolicyDB:
         fetch_options: FetchOptions | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.fetch = fetch
         self.fetch_options = fetch_options
         self.now = now
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtastsdb")
-        self._conn: sqlite3.Connection | None = None
         # Per-domain lock and number of users, so concurrent gets share one fetch.
         self._locks: dict[str, _DomainLock] = {}
 
@@ -211,10 +210,7 @@ class PolicyDB:
         return db
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("PRAGMA busy_timeout=5000")
+        c = self._connect()
         (version,) = c.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             c.close()
@@ -224,23 +220,6 @@ class PolicyDB:
                 c.execute(stmt)
         c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._conn = c
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        assert self._conn is not None, "database not open"
-        return self._conn
-
-    async def close(self) -> None:
-        def run() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await self._run(run)
-        self._executor.shutdown(wait=True)
 
     # Rows.
 

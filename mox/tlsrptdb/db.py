@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mox import tlsrpt
 from mox.dns import Domain, DomainError, parse_domain
+from mox.sqlitethread import ThreadDB
 
 T = TypeVar("T")
 
@@ -141,47 +140,20 @@ def _results_from(s: str) -> list[tlsrpt.Result]:
     return [tlsrpt.result_from_json(v) for v in json.loads(s)]
 
 
-class TLSRPTDB:
+class TLSRPTDB(ThreadDB):
     """The database in ``<DataDir>/tlsrpt.db``. ``await TLSRPTDB.open(path)``; ``await db.close()``.
 
     SQLite in WAL mode; every statement runs on the database's own thread, off the event loop.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlsrptdb")
-        self._conn: sqlite3.Connection | None = None
+    SCHEMA = _SCHEMA
+    THREAD_NAME = "tlsrptdb"
 
     @classmethod
     async def open(cls, path: Path) -> TLSRPTDB:
         db = cls(path)
         await db._run(db._open_sync)
         return db
-
-    def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("PRAGMA synchronous=FULL")
-        c.executescript(_SCHEMA)
-        self._conn = c
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        assert self._conn is not None, "database not open"
-        return self._conn
-
-    async def close(self) -> None:
-        def run() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await self._run(run)
-        self._executor.shutdown(wait=False)
 
     # TLS results of outgoing deliveries.
 
