@@ -7,10 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from interop_net import interop
 from serve_harness import MoxServe, local_ports
 
 from mox.config.example import write_local_config
 from mox.dns.testserver import isolated_default_dns
+
+# The container interop network (interop_net.py), one per test session, shared by every module
+# that asks for it.
+__all__ = ["interop"]
 
 
 @pytest.fixture(scope="session", autouse=True)

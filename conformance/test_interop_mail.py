@@ -37,15 +37,12 @@ from interop_net import (
     Network,
     dns_query,
     https_get,
-    interop,
     smtp_banner,
     wait_for,
 )
 
 from mox import dkim, spf
 from mox.dns import StubResolver
-
-__all__ = ["interop"]  # the session fixture, imported for pytest
 
 # The first test also waits for the network: image builds on a cold cache take minutes on 2 cores.
 pytestmark = pytest.mark.timeout(900)
