@@ -40,6 +40,7 @@ from mox.queue import Queue, open_queue, server_deliverer
 from mox.serve import ctlregistry, services
 from mox.serve.features import not_implemented_features
 from mox.serve.listeners import Endpoint, ListenError, bind_endpoint, plan_endpoints, tls_context
+from mox.store.deliver import apply_config_to_open_accounts
 
 # Upstream gives connections 3 seconds to finish at shutdown.
 SHUTDOWN_GRACE = 3.0
@@ -261,6 +262,7 @@ class Server:
                 log.error("domains.conf changed but is invalid, keeping previous config", err=str(err))
             return False
         self.cfg = new
+        apply_config_to_open_accounts(new)
         if self.autotls is not None:
             self.autotls.update_hosts(new)
         log.info("domains.conf reloaded", domains=len(new.dynamic.Domains), accounts=len(new.dynamic.Accounts))
@@ -332,6 +334,7 @@ class Server:
             except edit.EditError as e:
                 raise CtlCommandError(str(e)) from None
             self.cfg = new
+            apply_config_to_open_accounts(new)
             self._dyn_signature = self._domains_signature()
             log.info("domains.conf changed through ctl", cmd=conn.cmd, args=" ".join(args))
 

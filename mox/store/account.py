@@ -1379,6 +1379,11 @@ class _Registry:
         self.closing: dict[Path, asyncio.Task[None]] = {}
 
 
+def open_accounts() -> list[Account]:
+    """The accounts open in this process now (for applying a changed configuration to them)."""
+    return list(_registry.accounts.values())
+
+
 # Seconds an account without users stays open (the server sets this; 0 closes at once, for tools and tests).
 CLOSE_DELAY = 0.0
 

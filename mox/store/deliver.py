@@ -19,7 +19,7 @@ from mox import message as msg
 from mox.config import model
 from mox.config.load import Config, canonical_localpart
 from mox.smtp.address import Address, AddressError, format_localpart, parse_address
-from mox.store.account import Account, MessageInfo, open_account
+from mox.store.account import Account, MessageInfo, open_account, open_accounts
 from mox.store.model import DEFAULT_SPECIAL_MAILBOXES, Flags, Message, SMTPContext, SpecialUse, StoreError
 
 
@@ -213,7 +213,19 @@ async def open_config_account(cfg: Config, name: str) -> Account:
     """Open an account of the configuration, with its quota and initial mailboxes."""
     if name not in cfg.dynamic.Accounts:
         raise StoreError(f"account {name!r} does not exist")
-    return await open_account(Path(cfg.data_dir), name, quota=account_quota(cfg, name), initial_mailboxes=initial_mailboxes(cfg))
+    acc = await open_account(Path(cfg.data_dir), name, quota=account_quota(cfg, name), initial_mailboxes=initial_mailboxes(cfg))
+    # An account already open (an IMAP session) keeps the quota it was opened with otherwise.
+    acc.quota = account_quota(cfg, name)
+    return acc
+
+
+def apply_config_to_open_accounts(cfg: Config) -> None:
+    """After a configuration change: open accounts take their new quota at once, so an IMAP session
+    logged in for days does not keep enforcing the old one."""
+    data = Path(cfg.data_dir).resolve()
+    for acc in open_accounts():
+        if acc.name in cfg.dynamic.Accounts and acc.dir.parent.parent.resolve() == data:
+            acc.quota = account_quota(cfg, acc.name)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ import pytest
 
 from mox.config import model
 from mox.config.example import write_local_config
-from mox.config.load import Config, load_config
+from mox.config.load import Config, load_config, reload_dynamic
 from mox.smtp.address import parse_address
 from mox.store.deliver import (
     AliasPostRefused,
     UnknownRecipient,
+    apply_config_to_open_accounts,
     deliver,
     message_info,
     open_config_account,
@@ -172,3 +173,28 @@ async def test_concurrent_deliveries_opening_and_closing_the_account(cfg: Config
         assert sorted(acc.read_message(m) for m in msgs) == sorted(data)
     finally:
         await acc.close()
+
+
+async def test_open_account_takes_changed_quota(cfg: Config, tmp_path: Path) -> None:
+    """An account held open (an IMAP session) enforces the quota of the current configuration: a reload
+    applies it at once, and so does the next delivery's open."""
+    held = await open_config_account(cfg, "jan")
+    try:
+        assert held.quota == 3000
+        big = b"Subject: big\r\n\r\n" + b"x" * 2500
+        with pytest.raises(QuotaExceeded):
+            await deliver(cfg, parse_address("jan@example.org"), big + big)
+        d = tmp_path / "config" / "domains.conf"
+        d.write_text(d.read_text().replace("QuotaMessageSize: 3000", "QuotaMessageSize: 100000"))
+        new = reload_dynamic(cfg)
+        apply_config_to_open_accounts(new)
+        assert held.quota == 100000
+        await held.add_message("Inbox", big + big)
+        d.write_text(d.read_text().replace("QuotaMessageSize: 100000", "QuotaMessageSize: 20"))
+        newer = reload_dynamic(new)
+        # No explicit apply: opening for the delivery takes the configured quota.
+        with pytest.raises(QuotaExceeded):
+            await deliver(newer, parse_address("jan@example.org"), b"Subject: small\r\n\r\nhi\r\n")
+        assert held.quota == 20
+    finally:
+        await held.close()
