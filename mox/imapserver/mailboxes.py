@@ -446,7 +446,7 @@ async def setmetadata(sess: Session, cmd: p.Command) -> Result:
     mbname = await _annotation_mailbox(sess, cmd.mailbox)
     values = [(_check_entry(k), v) for k, v in cmd.values]
     try:
-        await sess.acc().set_annotations(mbname, values)
+        await sess.acc().set_annotations(mbname, values, source=sess)
     except TooManyAnnotations as x:
         raise No(str(x), "METADATA TOOMANY") from None
     except AnnotationsTooLarge as x:

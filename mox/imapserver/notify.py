@@ -3,7 +3,8 @@
 Without NOTIFY, a session hears only about its selected mailbox. After
 ``NOTIFY SET``, changes in other mailboxes matching an event group are
 reported as STATUS responses (MessageNew, MessageExpunge, FlagChange), LIST
-responses (MailboxName, SubscriptionChange); for the selected mailbox, a
+responses (MailboxName, SubscriptionChange), METADATA responses with the entry
+name (MailboxMetadataChange, ServerMetadataChange); for the selected mailbox, a
 group with filter SELECTED decides whether flag changes are sent and which
 FETCH attributes accompany new messages. ``NOTIFY NONE`` stops reports about
 other mailboxes (the selected mailbox keeps its EXISTS/EXPUNGE, which IMAP
@@ -26,9 +27,11 @@ from mox.store.model import Mailbox
 from .session import Bad, No, Result, Session, imap_name, store_name
 
 MESSAGE_EVENTS = {"MESSAGENEW", "MESSAGEEXPUNGE", "FLAGCHANGE"}
-MAILBOX_EVENTS = {"MAILBOXNAME", "SUBSCRIPTIONCHANGE"}
-_UNSUPPORTED = {"ANNOTATIONCHANGE", "MAILBOXMETADATACHANGE", "SERVERMETADATACHANGE"}
-_BADEVENT = "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)"
+MAILBOX_EVENTS = {"MAILBOXNAME", "SUBSCRIPTIONCHANGE", "MAILBOXMETADATACHANGE", "SERVERMETADATACHANGE"}
+# AnnotationChange (message annotations, RFC 5257) is not supported, as upstream.
+_BADEVENT = (
+    "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange MailboxMetadataChange ServerMetadataChange)"
+)
 
 
 @dataclass
@@ -40,6 +43,13 @@ class NotifyState:
 
     def selected_group(self) -> p.NotifyGroup | None:
         return next((g for g in self.groups if g.filter in ("SELECTED", "SELECTED-DELAYED")), None)
+
+    def server_event(self, event: str) -> bool:
+        """Whether a server-wide event (ServerMetadataChange) is to be reported: it concerns no
+        mailbox, so any non-SELECTED group asking for it counts, whatever its mailbox filter."""
+        return any(
+            g.filter not in ("SELECTED", "SELECTED-DELAYED") and g.events is not None and event in g.events for g in self.groups
+        )
 
     def matches(self, sess: Session, name: str, event: str) -> bool:
         """Whether event in mailbox name (store name) is to be reported, for a non-selected mailbox."""
@@ -73,7 +83,7 @@ def _check(cmd: p.Notify) -> None:
     for g in cmd.groups:
         events = set(g.events or [])
         bad = events - MESSAGE_EVENTS - MAILBOX_EVENTS
-        if bad & _UNSUPPORTED or bad:
+        if bad:
             # RFC 5465 section 3.1: NO [BADEVENT] lists what we support.
             raise No(f"unsupported event {sorted(bad)[0]}", _BADEVENT)
         # RFC 5465 section 5: MessageNew and MessageExpunge go together; FlagChange needs both.
@@ -153,6 +163,16 @@ async def report(sess: Session, batches: list[ev.Batch]) -> None:
                 if st.matches(sess, c.name, "SUBSCRIPTIONCHANGE"):
                     attrs = b"(\\Subscribed)" if added else b"()"
                     lines.append(b"* LIST " + attrs + b' "/" ' + sess.mailbox_out(c.name) + b"\r\n")
+            elif isinstance(c, ev.AnnotationChanged):
+                # RFC 5465 sections 5.6 and 5.7: an unsolicited METADATA response naming the entry,
+                # without its value (RFC 5464 section 4.4.2), whether or not METADATA was used.
+                if c.mailbox_id == 0:
+                    ok = st.server_event("SERVERMETADATACHANGE")
+                else:
+                    ok = st.matches(sess, c.name, "MAILBOXMETADATACHANGE")
+                if ok:
+                    mbox = sess.mailbox_out(c.name) if c.mailbox_id else b'""'
+                    lines.append(b"* METADATA " + mbox + b" " + w.astring(c.key) + b"\r\n")
             elif isinstance(c, ev.MessageAdded | ev.MessagesRemoved | ev.FlagsChanged):
                 if c.mailbox_id == sess.mailbox_id and sess.mailbox is not None:
                     continue

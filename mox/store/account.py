@@ -907,31 +907,40 @@ class Account:
 
         return await self._db(run)
 
-    async def set_annotations(self, mailbox: str | None, values: list[tuple[str, bytes | None]]) -> None:
+    async def set_annotations(self, mailbox: str | None, values: list[tuple[str, bytes | None]], source: object = None) -> None:
         """Set (None: remove) annotations of a mailbox or the account, all or none.
 
+        Publishes an AnnotationChanged per entry that changed (for NOTIFY's metadata events).
         Raises MailboxNotFound, TooManyAnnotations (over ANNOTATIONS_MAX for the
         account), AnnotationsTooLarge (over ANNOTATIONS_MAX_SIZE).
         """
 
         def run() -> None:
+            changes: list[ev.Change] = []
             with self._tx() as c:
-                mid = 0
+                mid, name = 0, ""
                 if mailbox is not None:
                     mb = self._mailbox_by_name(c, check_mailbox_name(mailbox))
                     if mb is None:
                         raise MailboxNotFound(f"mailbox {mailbox!r} does not exist")
-                    mid = mb.id
+                    mid, name = mb.id, mb.name
                 for k, v in values:
                     if v is None:
-                        c.execute("DELETE FROM annotation WHERE mailbox_id = ? AND key = ?", (mid, k))
+                        n = c.execute("DELETE FROM annotation WHERE mailbox_id = ? AND key = ?", (mid, k)).rowcount
                     else:
-                        c.execute("INSERT OR REPLACE INTO annotation (mailbox_id, key, value) VALUES (?, ?, ?)", (mid, k, v))
+                        old = c.execute("SELECT value FROM annotation WHERE mailbox_id = ? AND key = ?", (mid, k)).fetchone()
+                        n = old is None or bytes(old[0]) != v
+                        if n:
+                            c.execute("INSERT OR REPLACE INTO annotation (mailbox_id, key, value) VALUES (?, ?, ?)", (mid, k, v))
+                    if n:
+                        changes.append(ev.AnnotationChanged(mid, name, k))
                 n, size = c.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM annotation").fetchone()
                 if n > ANNOTATIONS_MAX:
                     raise TooManyAnnotations(f"too many annotations, {ANNOTATIONS_MAX} allowed")
                 if size > ANNOTATIONS_MAX_SIZE:
                     raise AnnotationsTooLarge(f"annotation values too large together, {ANNOTATIONS_MAX_SIZE} bytes allowed")
+            if changes:
+                self.bus.publish(ev.Batch(tuple(changes), source))
 
         await self._db(run)
 

@@ -101,6 +101,15 @@ class MailboxKeywords:
 
 
 @dataclass(frozen=True)
+class AnnotationChanged:
+    """An IMAP METADATA entry of a mailbox (or of the account: mailbox_id 0, name "") was set or removed."""
+
+    mailbox_id: int
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
 class MailboxCountsChanged:
     mailbox_id: int
     counts: MailboxCounts
@@ -119,6 +128,7 @@ Change = (
     | MailboxSpecialUse
     | MailboxKeywords
     | MailboxCountsChanged
+    | AnnotationChanged
 )
 
 

@@ -66,7 +66,7 @@ async def test_notify_bad_groups(client: Client) -> None:
     for bad, what in [
         ("NOTIFY SET (PERSONAL (MessageNew))", b" BAD "),
         ("NOTIFY SET (PERSONAL (FlagChange))", b" BAD "),
-        ("NOTIFY SET (PERSONAL (AnnotationChange))", b"NO [BADEVENT"),
+        ("NOTIFY SET (PERSONAL (AnnotationChange))", b"NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange MailboxMetadataChange ServerMetadataChange)]"),
         ("NOTIFY SET (SELECTED (MailboxName))", b" BAD "),
         ("NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))", b" BAD "),
         ("NOTIFY SET (SELECTED (MessageNew (BODY[]) MessageExpunge))", b" BAD "),
@@ -75,3 +75,35 @@ async def test_notify_bad_groups(client: Client) -> None:
     ]:
         r = await client.cmd(bad)
         assert what in r[-1], (bad, r)
+
+
+async def test_notify_metadata_changes(port: int, client: Client, cfg: Config) -> None:
+    """RFC 5465 sections 5.6/5.7: METADATA responses (entry names, no values) for metadata set by
+    another session or by the store, per the group's mailbox filter; not for the session's own changes."""
+    await client.cmd("CREATE Other")
+    await client.cmd("CREATE Ignored")
+    r = await client.cmd("NOTIFY SET (MAILBOXES Other (MailboxMetadataChange)) (PERSONAL (ServerMetadataChange))")
+    assert b" OK " in r[-1], r
+    other = await connect(port)
+    r = await other.cmd('SETMETADATA Other (/private/comment "first")')
+    assert b" OK " in r[-1], r
+    await other.cmd('SETMETADATA Ignored (/private/comment "not reported")')
+    await other.cmd('SETMETADATA "" (/private/comment "server wide")')
+    acc = await open_config_account(cfg, "mox")
+    try:
+        await acc.set_annotations("Other", [("/private/comment", None)])
+        await acc.set_annotations("Other", [("/private/comment", None)])  # Nothing left to remove: no change.
+    finally:
+        await acc.close()
+    r = await client.cmd("NOOP")
+    lines = r[:-1]
+    assert lines == [
+        b"* METADATA Other /private/comment\r\n",
+        b'* METADATA "" /private/comment\r\n',
+        b"* METADATA Other /private/comment\r\n",
+    ], lines
+    # The session's own change is not echoed back.
+    r = await client.cmd('SETMETADATA Other (/private/comment "mine")')
+    assert r == [r[-1]] and b" OK " in r[-1], r
+    r = await client.cmd("NOOP")
+    assert len(r) == 1, r
