@@ -8,7 +8,7 @@ import gzip
 import json
 from pathlib import Path
 
-from dmarcdbhelpers import report_config
+from reportconfig import report_config
 
 from mox import dmarcrpt, tlsrpt, tlsrptdb
 from mox.dmarcdb import incoming

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import xmlschema
-from dmarcdbhelpers import report_config
+from reportconfig import report_config
 
 from mox import dkim, dmarcrpt, message
 from mox.config.load import Config

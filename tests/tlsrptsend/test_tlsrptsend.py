@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from aiohttp import web
-from tlsrptsendhelpers import report_config
+from reportconfig import report_config
 
 from mox import dkim, message, tlsrpt, tlsrptdb
 from mox.config.load import Config

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tlsrptsendhelpers import report_config
+from reportconfig import report_config
 
 from mox import dkim, tlsrpt, tlsrptdb
 from mox.config.load import Config

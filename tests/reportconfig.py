@@ -1,4 +1,4 @@
-"""A local config with DMARC and TLSRPT reporting addresses, for the report tests."""
+"""A local config with DMARC and TLSRPT reporting addresses, for the report tests (dmarcdb, tlsrptsend)."""
 
 from __future__ import annotations
 
