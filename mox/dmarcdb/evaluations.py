@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from mox.sqlitethread import ThreadDB
@@ -84,12 +83,6 @@ class EvaluationDB(ThreadDB):
 
     SCHEMA = _SCHEMA
     THREAD_NAME = "dmarcdb"
-
-    @classmethod
-    async def open(cls, path: Path) -> EvaluationDB:
-        db = cls(path)
-        await db._run(db._open_sync)
-        return db
 
     async def add(self, ev: Evaluation) -> int:
         """Store an evaluation; returns its id."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -11,7 +10,7 @@ from typing import Any, TypeVar
 
 from mox import dmarcrpt
 from mox.dns import Domain, DomainError, parse_domain
-from mox.sqlitethread import ThreadDB
+from mox.sqlitethread import PerDataDir, ThreadDB
 
 T = TypeVar("T")
 
@@ -90,12 +89,6 @@ class ReportsDB(ThreadDB):
     SCHEMA = _SCHEMA
     THREAD_NAME = "dmarcrpt"
 
-    @classmethod
-    async def open(cls, path: Path) -> ReportsDB:
-        db = cls(path)
-        await db._run(db._open_sync)
-        return db
-
     async def add_report(self, feedback: dmarcrpt.Feedback, from_domain: Domain | str, *, received: float | None = None) -> int:
         """Store a report; returns its id. The policy domain is taken from the report."""
         t = time.time() if received is None else received
@@ -140,23 +133,13 @@ class ReportsDB(ThreadDB):
         return await self._run(lambda: [r[0] for r in self.conn.execute("SELECT DISTINCT domain FROM domain_feedback ORDER BY 1")])
 
 
-_dbs: dict[Path, ReportsDB] = {}
-_dbs_lock = asyncio.Lock()
+_shared = PerDataDir(ReportsDB, "dmarcrpt.db")
 
 
 async def open_reports(data_dir: Path) -> ReportsDB:
     """The shared reports database of a data directory, opened on first use; :func:`close_reports` at shutdown."""
-    path = (data_dir / "dmarcrpt.db").resolve()
-    async with _dbs_lock:
-        db = _dbs.get(path)
-        if db is None:
-            db = await ReportsDB.open(path)
-            _dbs[path] = db
-        return db
+    return await _shared.get(data_dir)
 
 
 async def close_reports() -> None:
-    async with _dbs_lock:
-        for db in _dbs.values():
-            await db.close()
-        _dbs.clear()
+    await _shared.close_all()

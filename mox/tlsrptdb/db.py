@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import time
@@ -13,7 +12,7 @@ from typing import Any, TypeVar
 
 from mox import tlsrpt
 from mox.dns import Domain, DomainError, parse_domain
-from mox.sqlitethread import ThreadDB
+from mox.sqlitethread import PerDataDir, ThreadDB
 
 T = TypeVar("T")
 
@@ -148,12 +147,6 @@ class TLSRPTDB(ThreadDB):
 
     SCHEMA = _SCHEMA
     THREAD_NAME = "tlsrptdb"
-
-    @classmethod
-    async def open(cls, path: Path) -> TLSRPTDB:
-        db = cls(path)
-        await db._run(db._open_sync)
-        return db
 
     # TLS results of outgoing deliveries.
 
@@ -383,8 +376,7 @@ class TLSRPTDB(ThreadDB):
         return r is not None
 
 
-_dbs: dict[Path, TLSRPTDB] = {}
-_dbs_lock = asyncio.Lock()
+_shared = PerDataDir(TLSRPTDB, "tlsrpt.db")
 
 
 async def open_data_dir(data_dir: Path) -> TLSRPTDB:
@@ -392,18 +384,9 @@ async def open_data_dir(data_dir: Path) -> TLSRPTDB:
 
     For the SMTP server and the outgoing queue; :func:`close_all` at shutdown.
     """
-    path = (data_dir / "tlsrpt.db").resolve()
-    async with _dbs_lock:
-        db = _dbs.get(path)
-        if db is None:
-            db = await TLSRPTDB.open(path)
-            _dbs[path] = db
-        return db
+    return await _shared.get(data_dir)
 
 
 async def close_all() -> None:
     """Close the databases opened by :func:`open_data_dir`."""
-    async with _dbs_lock:
-        for db in _dbs.values():
-            await db.close()
-        _dbs.clear()
+    await _shared.close_all()
