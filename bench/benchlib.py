@@ -92,13 +92,21 @@ class Report:
         print(json.dumps(row), flush=True)
 
     def table(self, file: Any = None) -> str:
-        cols = self.columns
-        if cols is None:
-            keys: list[str] = []
+        """Print the results as a Markdown table on stderr (without columns: one table per "bench")."""
+        if self.columns is not None:
+            text = format_table(self.title, self.columns, self.rows)
+        else:
+            groups: dict[str, list[dict[str, Any]]] = {}
             for r in self.rows:
-                keys += [k for k in r if k != "bench" and k not in keys]
-            cols = [(k, k) for k in keys]
-        text = format_table(self.title, cols, self.rows)
+                groups.setdefault(str(r.get("bench", "")), []).append(r)
+            parts = []
+            for name, rows in groups.items():
+                keys: list[str] = []
+                for r in rows:
+                    keys += [k for k in r if k != "bench" and k not in keys]
+                title = f"{self.title}: {name}" if len(groups) > 1 else self.title
+                parts.append(format_table(title, [(k, k) for k in keys], rows))
+            text = "\n".join(parts)
         print(text, file=file or sys.stderr, flush=True)
         return text
 
@@ -173,7 +181,11 @@ class SrcIMAP4(imaplib.IMAP4):
         super().__init__(host, port, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
-        return socket.create_connection((self.host, self.port), timeout, source_address=self._src)
+        s = socket.create_connection((self.host, self.port), timeout, source_address=self._src)
+        # imaplib writes a literal and its CRLF separately: without TCP_NODELAY every APPEND waits
+        # for the server's delayed ACK (40 ms) before the CRLF goes out.
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
 
 
 def imap_login(host: str, port: int, user: str, password: str, src: tuple[str, int] | None = None) -> SrcIMAP4:

@@ -9,10 +9,13 @@ temporary directory, then times parse, validate and write. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report
 
 from mox.config import model, sconf
 from mox.config.edit import make_account_config
@@ -26,6 +29,7 @@ def main() -> None:
     ap.add_argument("--domains", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
+    report = Report("Config: parse, validate, reload and write of domains.conf (best of rounds)")
     with tempfile.TemporaryDirectory() as tmp:
         conf = write_local_config(tmp, ips=["127.0.0.1"])
         cfg = load_config(conf)
@@ -58,7 +62,8 @@ def main() -> None:
             "reload_ms": round(best(lambda: reload_dynamic(cfg)) * 1000, 1),
             "write_ms": round(best(lambda: sconf.write(parsed, header=model.DYNAMIC_HEADER)) * 1000, 1),
         }
-        print(json.dumps(result))
+        report.add(result)
+    report.table()
 
 
 if __name__ == "__main__":

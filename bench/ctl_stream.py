@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import subprocess
@@ -24,7 +23,11 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report
 
 from mox.ctl import CtlClient, CtlConn, CtlServer
 from mox.ctl.protocol import DEFAULT_CHUNK_SIZE, STREAM_WINDOW
@@ -141,7 +144,9 @@ def main() -> None:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    print(json.dumps(result))
+    report = Report("ctl socket byte streams, each way")
+    report.add(result)
+    report.table()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import random
 import smtplib
+import socket
 import statistics
 import sys
 import threading
@@ -55,6 +56,8 @@ def idle_latency(host: str, smtp_port: int, imap_port: int, args: argparse.Names
         raise SystemExit(f"SELECT {args.mailbox}: {typ}")
     sender = args.mailfrom or "bench@" + args.rcpt.rsplit("@", 1)[-1]
     s: smtplib.SMTP = smtplib.LMTP(host, smtp_port, timeout=30) if args.lmtp else smtplib.SMTP(host, smtp_port, timeout=30)
+    if s.sock is not None:
+        s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.ehlo("bench.example")
     rnd = random.Random(2)
     lat: list[float] = []

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import random
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report
 
 from mox.imapproto.sortthread import (
     SortMessage,
@@ -133,12 +137,10 @@ def main() -> None:
     fields = _fields(args.messages, rng)
     n = len(fields)
 
+    report = Report("THREAD and SORT (RFC 5256), best of rounds", [("what", "what"), ("messages", "messages"), ("ms", "ms")])
+
     def emit(name: str, secs: float, **extra: object) -> None:
-        print(
-            json.dumps(
-                {"bench": "imap_thread", "what": name, "messages": n, "ms": round(secs * 1000, 1), **extra}
-            )
-        )
+        report.add({"bench": "imap_thread", "what": name, "messages": n, "ms": round(secs * 1000, 1), **extra})
 
     secs, recs = _best(args.rounds, lambda: _records(fields))
     assert isinstance(recs, list)
@@ -158,6 +160,7 @@ def main() -> None:
         crit = parse_sort_criteria(spec)
         secs, _ = _best(args.rounds, lambda crit=crit: sort_messages(crit, recs))  # type: ignore[misc]
         emit(f"sort {spec}", secs)
+    report.table()
 
 
 if __name__ == "__main__":

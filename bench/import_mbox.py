@@ -19,12 +19,19 @@ can be compared. The temporary directory is $TMPDIR's (default /tmp).
 
 Bounded: the import must finish within --timeout seconds (default 300); the
 server is stopped and its directory removed afterwards.
+
+Other servers have their own import tools; what every IMAP server does is
+APPEND. ``--method append`` imports the same mbox with one IMAP APPEND per
+message (into the own mox serve's Inbox, or, with ``--host``/``--port``/
+``--user``/``--password``/``--mailbox``, into any running server; its CPU and
+memory need ``--pid``). Prints one JSON line per run and a table.
+
+    .venv/bin/python bench/import_mbox.py --method append --host 127.0.0.1 --port 143 --user bench --password bench
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -34,6 +41,18 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (
+    MoxServe,
+    Report,
+    add_target_args,
+    check_target,
+    hwm_kib,
+    imap_login,
+    mbox_messages,
+    mem_kib,
+)
 
 from mox.config.example import free_local_ports, write_local_config
 from mox.dns.testserver import isolated_default_dns
@@ -161,6 +180,8 @@ def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
     size = mbox.stat().st_size
     return {
         "bench": "import_mbox",
+        "method": "mox import mbox",
+        "target": "mox serve",
         "messages": n,
         "mbox_mb": round(size / 1e6, 1),
         "wall_s": round(wall, 2),
@@ -177,13 +198,63 @@ def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
     }
 
 
+def run_append(mbox: Path, n: int, host: str, port: int, user: str, password: str, mailbox: str,
+               pid: int | None, target: str, timeout: float) -> dict[str, Any]:  # fmt: skip
+    """APPEND every message of mbox, one command at a time, as an IMAP client would import."""
+    c = imap_login(host, port, user, password)
+    cpu0 = cpu_seconds(pid) if pid else None
+    mem0 = mem_kib(pid)
+    deadline = time.monotonic() + timeout
+    count = 0
+    t0 = time.monotonic()
+    for msg in mbox_messages(mbox, n):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"APPEND: {count} of {n} messages within --timeout {timeout} s")
+        typ, data = c.append(mailbox, None, None, msg)
+        if typ != "OK":
+            raise SystemExit(f"APPEND to {mailbox}: {typ} {data!r}")
+        count += 1
+    wall = time.monotonic() - t0
+    cpu1 = cpu_seconds(pid) if pid else None
+    mem1 = mem_kib(pid)
+    c.logout()
+    size = mbox.stat().st_size
+    return {
+        "bench": "import_mbox",
+        "method": "imap append",
+        "target": target,
+        "messages": count,
+        "mbox_mb": round(size / 1e6, 1),
+        "wall_s": round(wall, 2),
+        "mb_per_s": round(size / 1e6 / wall, 1),
+        "msgs_per_s": round(count / wall),
+        "server_user_s": None if cpu0 is None or cpu1 is None else round(cpu1[0] - cpu0[0], 2),
+        "server_sys_s": None if cpu0 is None or cpu1 is None else round(cpu1[1] - cpu0[1], 2),
+        "server_peak_rss_mb": None if target != "mox serve" else round((hwm_kib(pid) or 0) / 1024, 1),
+        "server_mem_growth_mb": None if mem0 is None or mem1 is None else round((mem1 - mem0) / 1024, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10000, help="messages in the generated mbox")
     ap.add_argument("--mbox", type=Path, help="use this mbox instead of generating one (give --n to match)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--method", choices=["cli", "append"], default="cli",
+                    help="mox import mbox through the running server (default), or IMAP APPEND")  # fmt: skip
+    add_target_args(ap, "")
+    ap.add_argument("--mailbox", default="INBOX", help="with --method append: mailbox to append to")
     a = ap.parse_args()
+    check_target(ap, a, "")
+    if a.host is not None and a.method != "append":
+        ap.error("--host needs --method append (mox import mbox works only with our own server)")
+    report = Report(
+        "mbox import",
+        [("target", "server"), ("method", "method"), ("messages", "messages"), ("mbox_mb", "MB"),
+         ("wall_s", "seconds"), ("msgs_per_s", "msg/s"), ("server_user_s", "server user s"),
+         ("server_sys_s", "server sys s"), ("server_peak_rss_mb", "server peak RSS MB")],
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-mbox-") as tmp, isolated_default_dns():
         mbox = a.mbox
         if mbox is None:
@@ -195,7 +266,16 @@ def main() -> None:
                 timeout=a.timeout,
             )
         for _ in range(a.runs):
-            print(json.dumps(run_once(mbox, a.n, a.timeout)), flush=True)
+            if a.method == "cli":
+                report.add(run_once(mbox, a.n, a.timeout))
+            elif a.host is not None:
+                report.add(run_append(mbox, a.n, a.host, a.port, a.user, a.password, a.mailbox, a.pid,
+                                      f"{a.host}:{a.port}", a.timeout))  # fmt: skip
+            else:
+                with MoxServe() as m:
+                    report.add(run_append(mbox, a.n, m.host, m.ports.imap, a.user, a.password, a.mailbox, m.pid,
+                                          "mox serve", a.timeout))  # fmt: skip
+    report.table()
 
 
 if __name__ == "__main__":

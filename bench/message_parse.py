@@ -15,7 +15,12 @@ import argparse
 import base64
 import json
 import random
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report
 
 from mox.message import Part, parse
 
@@ -123,7 +128,9 @@ def main() -> None:
         "to_json_us_per_msg": round(to_json_s / len(msgs) * 1e6, 1),
         "from_json_us_per_msg": round(from_json_s / len(msgs) * 1e6, 1),
     }
-    print(json.dumps(result))
+    report = Report("MIME parsing and the JSON cache form (best of rounds)")
+    report.add(result)
+    report.table()
 
 
 if __name__ == "__main__":

@@ -13,13 +13,19 @@ connections the sink saw, wall seconds.
 
 With --domains N the recipients are spread over N domains (all pointing at the
 sink), showing per-destination concurrency.
+
+Another receiving server: ``--host``/``--port`` make the MX point there
+instead of the sink (the sink's ceiling is then n/a), and ``--rcpt ADDR``
+sends every message to that one address (e.g. a local user of a Postfix on
+loopback), its domain's MX pointing at --host. Prints one JSON line and a table.
+
+    .venv/bin/python bench/queue_deliver.py --host 127.0.0.1 --port 2525 --rcpt bench@localhost --messages 500
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import sys
 import tempfile
@@ -27,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report, check_target
 from smtpclient_deliver import _sink_process, raw_client
 
 from mox import mlog
@@ -42,11 +49,18 @@ from mox.tlsrptdb import TLSRPTDB
 TIME_LIMIT = 300.0
 
 
-async def run(port: int, n: int, size: int, domains: int, per_domain: int) -> dict[str, object]:
+async def run(port: int, n: int, size: int, domains: int, per_domain: int, host: str = "127.0.0.1",
+              rcpt: str = "") -> dict[str, object]:  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="moxbench-queue-"))
     cfg = load_config(write_local_config(tmp))
-    names = [f"d{i}.example" for i in range(domains)]
-    resolver = MockResolver(mx={d: [MX(10, "mx.example.org")] for d in names}, a={"mx.example.org": ["127.0.0.1"]})
+    names = [rcpt.rsplit("@", 1)[1]] if rcpt else [f"d{i}.example" for i in range(domains)]
+    domains = len(names)
+    ip6 = ":" in host
+    resolver = MockResolver(
+        mx={d: [MX(10, "mx.example.org")] for d in names},
+        a={} if ip6 else {"mx.example.org": [host]},
+        aaaa={"mx.example.org": [host]} if ip6 else {},
+    )
     body = b"x" * max(0, size - 100)
     q = await open_queue(tmp / "q", max_concurrent=max(16, 2 * domains), max_per_domain=per_domain)
     db = await TLSRPTDB.open(tmp / "tlsrpt.db")
@@ -54,7 +68,8 @@ async def run(port: int, n: int, size: int, domains: int, per_domain: int) -> di
     t0 = time.monotonic()
     for i in range(n):
         msg = b"From: bench@localhost\r\nTo: r@x\r\nSubject: bench %d\r\n\r\n" % i + body + b"\r\n"
-        await q.add("mox", sender, [NewRecipient(parse_mailbox(f"r{i}@{names[i % domains]}", True))], msg)
+        to = rcpt or f"r{i}@{names[i % domains]}"
+        await q.add("mox", sender, [NewRecipient(parse_mailbox(to, True))], msg)
     queued = time.monotonic() - t0
     d = RemoteDeliverer(lambda: cfg, resolver=resolver, port=port, tlsrpt_db=db)
     t1 = time.monotonic()
@@ -72,29 +87,48 @@ async def run(port: int, n: int, size: int, domains: int, per_domain: int) -> di
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--domains", type=int, default=1)
     ap.add_argument("--per-domain", type=int, default=2, help="batches in flight per recipient domain (queue default 2)")
+    g = ap.add_argument_group("receiving server (default: a sink in another process)")
+    g.add_argument("--host", help="address of a running SMTP server to deliver to instead (loopback only)")
+    g.add_argument("--port", type=int, help="its SMTP port")
+    g.add_argument("--pid", type=int, help=argparse.SUPPRESS)
+    g.add_argument("--rcpt", default="", help="deliver every message to this address (its domain's MX is --host)")
     args = ap.parse_args()
+    check_target(ap, args, "")
     mlog.set_config({"": mlog.Level.ERROR})
-    parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.Process(target=_sink_process, args=(child, True), daemon=True)
-    proc.start()
-    port = parent.recv()
-    try:
-        msg = b"Subject: x\r\n\r\n" + b"x" * args.size + b"\r\n"
+    report = Report(
+        "Queue delivery throughput (queue + remote deliverer)",
+        [("target", "receiver"), ("messages", "messages"), ("size", "size (B)"), ("domains", "domains"),
+         ("sink_msg_per_s", "receiver alone msg/s"), ("msg_per_s", "queue msg/s"), ("deliver_s", "seconds"),
+         ("left", "undelivered")],
+    )  # fmt: skip
+    row: dict[str, object] = {"bench": "queue_deliver", "messages": args.messages, "size": args.size}
+    if args.host is not None:
+        res = asyncio.run(run(args.port, args.messages, args.size, args.domains, args.per_domain, args.host, args.rcpt))
+        row |= {"domains": 1 if args.rcpt else args.domains, "target": f"{args.host}:{args.port}", "sink_msg_per_s": None, **res}
+    else:
+        parent, child = multiprocessing.Pipe()
+        proc = multiprocessing.Process(target=_sink_process, args=(child, True), daemon=True)
+        proc.start()
+        port = parent.recv()
+        try:
+            msg = b"Subject: x\r\n\r\n" + b"x" * args.size + b"\r\n"
 
-        async def both() -> dict[str, object]:
-            sink = await raw_client(port, args.messages, msg, True)
-            out = await run(port, args.messages, args.size, args.domains, args.per_domain)
-            return {"sink_msg_per_s": round(args.messages / sink, 1), **out}
+            async def both() -> dict[str, object]:
+                sink = await raw_client(port, args.messages, msg, True)
+                out = await run(port, args.messages, args.size, args.domains, args.per_domain, rcpt=args.rcpt)
+                return {"sink_msg_per_s": round(args.messages / sink, 1), **out}
 
-        res = asyncio.run(both())
-    finally:
-        proc.terminate()
-    print(json.dumps({"bench": "queue_deliver", "messages": args.messages, "size": args.size, "domains": args.domains, **res}))
+            res = asyncio.run(both())
+        finally:
+            proc.terminate()
+        row |= {"domains": 1 if args.rcpt else args.domains, "target": "sink", **res}
+    report.add(row)
+    report.table()
 
 
 if __name__ == "__main__":

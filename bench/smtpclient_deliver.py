@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
+import sys
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report
 
 from mox import mlog
 from mox.smtpclient import Timeouts, TLSConfig, TLSMode, connect
@@ -171,7 +175,9 @@ def main() -> None:
             "chunking": chunking,
         }
         result.update(asyncio.run(all_runs()))
-        print(json.dumps(result))
+        report = Report("mox.smtpclient to a loopback sink")
+        report.add(result)
+        report.table()
     finally:
         proc.kill()
         proc.join()

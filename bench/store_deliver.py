@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report
 
 from mox.store import account as account_mod
 from mox.store.account import NewMessage, open_account
@@ -152,14 +155,16 @@ async def main() -> None:
     ap.add_argument("--threads", type=int, default=100000)
     ap.add_argument("--dir", default="", help="data directory (default: a temporary directory on /tmp's file system)")
     args = ap.parse_args()
+    report = Report("Message store delivery")
     account_mod.CHECK_ON_CLOSE = False
     with tempfile.TemporaryDirectory(dir=args.dir or None) as tmp:
         root = Path(tmp)
-        print(json.dumps(await group_commit(root, args.concurrency, args.n)), flush=True)
+        report.add(await group_commit(root, args.concurrency, args.n))
         for r in await deliver_cpu(root, args.existing, args.cpu_n):
-            print(json.dumps(r), flush=True)
+            report.add(r)
         if args.threads:
-            print(json.dumps(await thread_upgrade(root, args.threads)), flush=True)
+            report.add(await thread_upgrade(root, args.threads))
+    report.table()
 
 
 if __name__ == "__main__":
