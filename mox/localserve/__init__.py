@@ -198,9 +198,10 @@ async def write_config(
 
 
 def _prewarm() -> None:
-    """Import what the server needs, in a thread while the keys and hashes are made on a fresh start."""
-    import aiohttp.web  # noqa: F401
+    """Import what the server needs, in a thread while the keys and hashes are made on a fresh start.
 
+    Not aiohttp: the HTTP ports import it at their first connection (mox.serve.server).
+    """
     import mox.imapserver.server
     import mox.smtpserver.server  # noqa: F401
 

@@ -215,10 +215,7 @@ class Server:
         self._servers.append((ep, server))
 
     async def _start_http(self, ep: Endpoint, sock: socket.socket, ctx: ssl.SSLContext | None) -> None:
-        from aiohttp import web
-
-        handler = services.http_handler(self, ep)
-        web_server = web.Server(handler)
+        web_server = _LazyWebServer(self, ep)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(web_server, sock=sock, ssl=ctx)
         self._servers.append((ep, server))
@@ -427,6 +424,31 @@ class Server:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.shutdown()
+
+
+class _LazyWebServer:
+    """Protocol factory of an HTTP endpoint that imports aiohttp at the first connection, not at start.
+
+    aiohttp and its dependencies are about 10 MB of resident memory: a server
+    (e.g. ``mox localserve``) whose HTTP ports nobody uses does not pay for them.
+    """
+
+    def __init__(self, server: Server, ep: Endpoint) -> None:
+        self.server = server
+        self.ep = ep
+        self.web: Any = None
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if self.web is None:
+            from aiohttp import web
+
+            self.web = web.Server(services.http_handler(self.server, self.ep))
+        proto: asyncio.BaseProtocol = self.web()
+        return proto
+
+    async def shutdown(self, timeout: float) -> None:
+        if self.web is not None:
+            await self.web.shutdown(timeout=timeout)
 
 
 def _account_remove(cfg: Config, args: list[str]) -> Config:
