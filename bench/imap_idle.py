@@ -109,7 +109,7 @@ def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, arg
     src = Sources(host)
     out: list[dict[str, object]] = []
     deadline = time.monotonic() + args.timeout
-    time.sleep(1)
+    time.sleep(args.settle)
     before = mem_kib(pid)
     imaps = []
     try:
@@ -117,14 +117,14 @@ def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, arg
             if time.monotonic() > deadline:
                 raise SystemExit(f"IMAP connections: not done within --timeout {args.timeout} s")
             imaps.append(imap_login(host, imap_port, args.user, args.password, src.next()))
-        time.sleep(1)
+        time.sleep(args.settle)
         after = mem_kib(pid)
     finally:
         for c in imaps:
             c.shutdown()
     out.append({"bench": "imap_idle_conns", "kind": "imap", "n": args.conns,
                 "kib_per_conn": None if before is None or after is None else round((after - before) / args.conns, 1)})  # fmt: skip
-    time.sleep(1)
+    time.sleep(args.settle)
     before = mem_kib(pid)
     smtps: list[smtplib.SMTP] = []
     try:
@@ -135,7 +135,7 @@ def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, arg
             s = cls(host, smtp_port, timeout=30, source_address=src.next())
             s.ehlo("bench.example")
             smtps.append(s)
-        time.sleep(1)
+        time.sleep(args.settle)
         after = mem_kib(pid)
     finally:
         for s in smtps:
@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="deliveries for the IDLE latency (0: skip)")
     ap.add_argument("--conns", type=int, default=300, help="idle connections of each kind for memory (0: skip)")
     ap.add_argument("--timeout", type=float, default=300, help="bound for opening the connections")
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each memory reading")
     add_target_args(ap, "smtp", "imap", rcpt=True)
     ap.add_argument("--mailbox", default="INBOX", help="mailbox --rcpt's mail arrives in (default %(default)s)")
     ap.add_argument("--lmtp", action="store_true", help="--smtp-port speaks LMTP (e.g. Dovecot's lmtp service)")

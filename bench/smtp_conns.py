@@ -28,8 +28,8 @@ from benchlib import MoxServe, Report, Sources, add_target_args, check_target, m
 
 
 def measure(host: str, kind: str, port: int, n: int, pid: int | None, ctx: ssl.SSLContext | None,
-            src: Sources, timeout: float) -> dict[str, object]:  # fmt: skip
-    time.sleep(1)
+            src: Sources, timeout: float, settle: float = 1.0) -> dict[str, object]:  # fmt: skip
+    time.sleep(settle)
     before = mem_kib(pid)
     conns: list[socket.socket] = []
     deadline = time.monotonic() + timeout
@@ -44,7 +44,7 @@ def measure(host: str, kind: str, port: int, n: int, pid: int | None, ctx: ssl.S
             if not greeting.startswith(b"220"):
                 raise SystemExit(f"{kind}: connection {len(conns)}: no 220 greeting: {greeting!r}")
             conns.append(s)
-        time.sleep(1)
+        time.sleep(settle)
         after = mem_kib(pid)
     finally:
         for s in conns:
@@ -60,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="connections of each kind")
     ap.add_argument("--timeout", type=float, default=300, help="give up after this many seconds per kind")
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each memory reading")
     add_target_args(ap, "", user=False)
     ap.add_argument("--tls-port", type=int, help="implicit TLS port of the server at --host (default: plaintext only)")
     ap.add_argument("--cafile", help="verify the --tls-port certificate with this CA file (else unverified)")
@@ -80,13 +81,13 @@ def main() -> None:
         src = Sources(args.host)
         kinds = [("plain", args.port, None)] + ([("tls", args.tls_port, ctx)] if args.tls_port else [])
         for kind, port, c in kinds:
-            report.add({**measure(args.host, kind, port, args.n, args.pid, c, src, args.timeout), "target": f"{args.host}:{port}"})
+            report.add({**measure(args.host, kind, port, args.n, args.pid, c, src, args.timeout, args.settle), "target": f"{args.host}:{port}"})
     else:
         with MoxServe() as m:
             ctx = ssl.create_default_context(cafile=str(m.config.parent / "localhost.crt"))
             src = Sources(m.host)
             for kind, port, c in (("plain", m.ports.smtp, None), ("tls", m.ports.submissions, ctx)):
-                report.add({**measure(m.host, kind, port, args.n, m.pid, c, src, args.timeout), "target": "mox serve"})
+                report.add({**measure(m.host, kind, port, args.n, m.pid, c, src, args.timeout, args.settle), "target": "mox serve"})
     report.table()
 
 
