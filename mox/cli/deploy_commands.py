@@ -75,7 +75,8 @@ def cmd_localserve(inv: Invocation) -> int:
         Flag(
             "skipdial",
             False,
-            "skip the checks that need the network: dnssec support, host IPs, outgoing smtp (port 25) connectivity",
+            "skip the checks that need the network: dnssec support, host IPs, outgoing smtp (port 25) connectivity, "
+            "domain age with rdap, host IPs in dns block lists",
         ),
         Flag(
             "acme",
@@ -107,8 +108,11 @@ to mox, and you configure the certificate files.
 Unless -skipdial is given, quickstart checks through DNS (MOX_DNS applies)
 whether the resolver validates DNSSEC, which IPs the host name has and whether
 they resolve back to it, and tries a connection to gmail.com's MX on port 25 to
-see whether outgoing SMTP is possible. With -skipdial nothing is looked up or
-connected to.""",
+see whether outgoing SMTP is possible. It asks the domain's registry with RDAP
+when the domain was registered (a recent registration gets a warning; the RDAP
+bootstrap file is IANA's, or the URL in MOX_RDAP_BOOTSTRAP) and checks whether
+the host's IPs are in the DNS block lists the config suggests. With -skipdial
+nothing is looked up or connected to.""",
 )
 def cmd_quickstart(inv: Invocation) -> int:
     from mox.quickstart import LETSENCRYPT_DIRECTORY, Options, main

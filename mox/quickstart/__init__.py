@@ -12,10 +12,12 @@ and prints every DNS record to create. All output also goes to
 
 Before that it checks, through :mod:`mox.dns` (so ``MOX_DNS`` applies), that
 the resolver validates DNSSEC, what the host's IPs are and whether they
-resolve back to its name, and whether outgoing SMTP connections work. With
-``-skipdial`` none of that happens: no DNS query, no connection. (Upstream
-also looks up the domain's registration age with RDAP and the host's IPs in
-DNS block lists; neither exists here yet.)
+resolve back to its name, whether outgoing SMTP connections work, when the
+domain was registered (RDAP, :mod:`mox.rdap`: a warning for a domain younger
+than six weeks, as upstream; the bootstrap URL comes from ``MOX_RDAP_BOOTSTRAP``
+if set) and whether the host's IPs are in the DNS block lists it suggests
+(:mod:`mox.dnsbl`, after checking each list's test entries). With
+``-skipdial`` none of that happens: no DNS query, no connection, no RDAP request.
 
 ``-acme URL`` (ours) takes another ACME directory than Let's Encrypt's, e.g.
 pebble's in tests.
@@ -55,6 +57,8 @@ PASSWORD_CHARS = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 PASSWORD_LENGTH = 16
 # Block lists suggested (commented out) for incoming mail and monitored for our IPs, as upstream.
 DNSBL_ZONES = ["sbl.spamhaus.org", "bl.spamcop.net"]
+# Upstream's guess at when a domain stops being "recently registered" for other mail servers.
+RECENT_DOMAIN_AGE = datetime.timedelta(weeks=6)
 
 
 class QuickstartError(Exception):
@@ -69,6 +73,8 @@ class Options:
     existing_webserver: bool = False
     skip_dial: bool = False
     acme_url: str = LETSENCRYPT_DIRECTORY
+    # RDAP bootstrap file URL; empty: MOX_RDAP_BOOTSTRAP or IANA's (mox.rdap).
+    rdap_bootstrap: str = ""
 
 
 @dataclass
@@ -337,6 +343,73 @@ async def _smtp_dial_check(out: _Out, resolver: Resolver) -> None:
         )
 
 
+def _age_text(age: datetime.timedelta) -> str:
+    """Like upstream: "2 years, 5 days", "1 year, 1 day", "12 days"."""
+    years, days = divmod(max(age.days, 0), 365)
+    text = "" if years == 0 else ("1 year, " if years == 1 else f"{years} years, ")
+    return text + ("1 day" if days == 1 else f"{days} days")
+
+
+async def _rdap_check(out: _Out, resolver: Resolver, domain: Domain, bootstrap: str) -> None:
+    """Warn when the (organizational) domain was registered recently: mail from it is more often junk."""
+    from mox import publicsuffix, rdap
+
+    org = publicsuffix.lookup(domain)
+    out.write(f"\nChecking if domain {org.name} was registered recently...")
+    try:
+        registered = await rdap.lookup_last_registration(resolver, org, bootstrap=bootstrap or None)
+    except rdap.RDAPError as e:
+        out.write(f" error: {e} (continuing)\n\n")
+        return
+    age = datetime.datetime.now(datetime.UTC) - registered
+    out.write(f" {_age_text(age)}")
+    if age >= RECENT_DOMAIN_AGE:
+        out.write(" OK\n\n")
+        return
+    out.write(" (recent!)\n")
+    out.warn(
+        f"The domain {org.name} was registered on {registered.date().isoformat()}. Mail servers may treat\n"
+        "messages from recently registered domains (weeks to months) with suspicion: more of them end up as junk."
+    )
+
+
+async def _dnsbl_check(out: _Out, resolver: Resolver, ips: list[str]) -> None:
+    """Warn about host IPs listed in the block lists that the config suggests (after checking each list works)."""
+    from mox import dnsbl
+
+    if not ips:
+        return
+    out.write("Checking whether host name IPs are listed in popular DNS block lists...")
+    listed: list[str] = []
+    notes: list[str] = []
+    for zone in DNSBL_ZONES:
+        try:
+            await dnsbl.check_health(resolver, zone, timeout=LOOKUP_TIMEOUT)
+        except dnsbl.HealthError as e:
+            # E.g. a list that refuses queries through public resolvers: its answers would mean nothing.
+            notes.append(f"cannot use block list {zone}: {e}")
+            continue
+        for ip in ips:
+            r = await dnsbl.lookup(resolver, zone, ip, timeout=LOOKUP_TIMEOUT)
+            if r.status == dnsbl.Status.FAIL:
+                listed.append(f"IP {ip} is listed in DNS block list {zone}" + (f": {r.explanation}" if r.explanation else ""))
+            elif r.status == dnsbl.Status.TEMPERROR:
+                notes.append(f"checking IP {ip} in block list {zone}: {r.error}")
+    if not listed and not notes:
+        out.write(" OK\n")
+        return
+    out.write("\n")
+    for n in notes:
+        out.write(f"NOTE: {n}\n")
+    if listed:
+        pages = "".join(f"\n- https://multirbl.valli.org/lookup/{ip}.html" for ip in ips)
+        out.warn(
+            "\n".join(listed) + "\n\nOther mail servers are likely to reject mail from IPs in block lists; if all\n"
+            "your IPs are listed, delivering mail will be a problem. Listings can be temporary. More block lists:"
+            + pages
+        )
+
+
 def _domain_config(
     files: _Files, domain: Domain, hostname: Domain, account: str, now: datetime.datetime
 ) -> model.Domain:
@@ -463,6 +536,9 @@ async def _run(opts: Options, root: Path, o: _Out, files: _Files, resolver: Reso
         host_ips, has_dnssec = await _host_ips(o, dns, hostname)
         await _reverse_check(o, dns, hostname, host_ips)
         await _smtp_dial_check(o, dns)
+        await _rdap_check(o, dns, domain, opts.rdap_bootstrap)
+        # Without IPs for the host name, the machine's public IPs are checked, as upstream.
+        await _dnsbl_check(o, dns, host_ips or public_ips)
 
     # Listener IPs, as upstream: the host name's IPs when known, with NATIPs when the machine only has private IPs.
     private_listener = ["127.0.0.1", "::1"]
