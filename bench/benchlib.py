@@ -198,17 +198,25 @@ def imap_login(host: str, port: int, user: str, password: str, src: tuple[str, i
 
 
 def cpu_s(pid: int | None) -> float | None:
-    """User+system CPU seconds of the process and its waited-for children (None without a pid)."""
+    """User+system CPU seconds of the process tree (None without a pid)."""
+    split = cpu_split(pid)
+    return None if split is None else split[0] + split[1]
+
+
+def cpu_split(pid: int | None) -> tuple[float, float] | None:
+    """User and system CPU seconds of the process and its descendants, with their reaped children's."""
     if pid is None:
         return None
-    total = 0.0
+    user = system = 0
     for p in process_tree(pid):
         try:
             f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(x) for x in f[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+        user += int(f[11]) + int(f[13])
+        system += int(f[12]) + int(f[14])
+    tck = os.sysconf("SC_CLK_TCK")
+    return user / tck, system / tck
 
 
 def process_tree(pid: int) -> list[int]:

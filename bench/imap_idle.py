@@ -105,7 +105,8 @@ def idle_latency(host: str, smtp_port: int, imap_port: int, args: argparse.Names
     }  # fmt: skip
 
 
-def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, args: argparse.Namespace) -> list[dict[str, object]]:
+def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, smtp_pid: int | None,
+                 args: argparse.Namespace) -> list[dict[str, object]]:  # fmt: skip
     src = Sources(host)
     out: list[dict[str, object]] = []
     deadline = time.monotonic() + args.timeout
@@ -125,7 +126,7 @@ def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, arg
     out.append({"bench": "imap_idle_conns", "kind": "imap", "n": args.conns,
                 "kib_per_conn": None if before is None or after is None else round((after - before) / args.conns, 1)})  # fmt: skip
     time.sleep(args.settle)
-    before = mem_kib(pid)
+    before = mem_kib(smtp_pid)
     smtps: list[smtplib.SMTP] = []
     try:
         for _ in range(args.conns):
@@ -136,7 +137,7 @@ def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, arg
             s.ehlo("bench.example")
             smtps.append(s)
         time.sleep(args.settle)
-        after = mem_kib(pid)
+        after = mem_kib(smtp_pid)
     finally:
         for s in smtps:
             s.close()
@@ -154,8 +155,11 @@ def main() -> None:
     add_target_args(ap, "smtp", "imap", rcpt=True)
     ap.add_argument("--mailbox", default="INBOX", help="mailbox --rcpt's mail arrives in (default %(default)s)")
     ap.add_argument("--lmtp", action="store_true", help="--smtp-port speaks LMTP (e.g. Dovecot's lmtp service)")
+    ap.add_argument("--smtp-pid", type=int, help="process of the server at --smtp-port if not --pid's (e.g. Postfix)")
     args = ap.parse_args()
     check_target(ap, args, "smtp", "imap")
+    if args.host is None and args.smtp_pid is not None:
+        ap.error("--smtp-pid needs --host")
     raise_nofile(4 * args.conns + 256)
     lat = Report(
         "IMAP IDLE latency, end of SMTP DATA to untagged EXISTS",
@@ -166,20 +170,21 @@ def main() -> None:
         [("target", "server"), ("kind", "kind"), ("n", "connections"), ("kib_per_conn", "KiB/conn")],
     )
 
-    def both(host: str, smtp: int, imap: int, pid: int | None, target: str) -> None:
+    def both(host: str, smtp: int, imap: int, pid: int | None, smtp_pid: int | None, target: str) -> None:
         if args.n > 0:
             lat.add({**idle_latency(host, smtp, imap, args), "target": target})
         if args.conns > 0:
-            for r in conns_memory(host, smtp, imap, pid, args):
+            for r in conns_memory(host, smtp, imap, pid, smtp_pid, args):
                 mem.add({**r, "target": target})
 
     if args.host is not None:
-        both(args.host, args.smtp_port, args.imap_port, args.pid, f"{args.host}:{args.imap_port}")
+        smtp_pid = args.smtp_pid if args.smtp_pid is not None else args.pid
+        both(args.host, args.smtp_port, args.imap_port, args.pid, smtp_pid, f"{args.host}:{args.imap_port}")
     else:
         if args.lmtp:
             ap.error("--lmtp needs --host (mox serve has no LMTP)")
         with MoxServe() as m:
-            both(m.host, m.ports.smtp, m.ports.imap, m.pid, "mox serve")
+            both(m.host, m.ports.smtp, m.ports.imap, m.pid, m.pid, "mox serve")
     if lat.rows:
         lat.table()
     if mem.rows:

@@ -48,6 +48,7 @@ from benchlib import (
     Report,
     add_target_args,
     check_target,
+    cpu_split,
     hwm_kib,
     imap_login,
     mbox_messages,
@@ -202,7 +203,7 @@ def run_append(mbox: Path, n: int, host: str, port: int, user: str, password: st
                pid: int | None, target: str, timeout: float) -> dict[str, Any]:  # fmt: skip
     """APPEND every message of mbox, one command at a time, as an IMAP client would import."""
     c = imap_login(host, port, user, password)
-    cpu0 = cpu_seconds(pid) if pid else None
+    cpu0 = cpu_split(pid)
     mem0 = mem_kib(pid)
     deadline = time.monotonic() + timeout
     count = 0
@@ -215,7 +216,7 @@ def run_append(mbox: Path, n: int, host: str, port: int, user: str, password: st
             raise SystemExit(f"APPEND to {mailbox}: {typ} {data!r}")
         count += 1
     wall = time.monotonic() - t0
-    cpu1 = cpu_seconds(pid) if pid else None
+    cpu1 = cpu_split(pid)
     mem1 = mem_kib(pid)
     c.logout()
     size = mbox.stat().st_size

@@ -11,10 +11,11 @@ or runs out of time is recorded as such and the others still run.
     bash bench/run.sh --list
 
 Against another server on loopback (only the protocol benchmarks run; what the
-server does not have a port for is left out):
+server does not have a port for is left out), e.g. the Postfix and Dovecot of
+bench/other_servers.py:
 
-    bash bench/run.sh --host 127.0.0.1 --smtp-port 25 --imap-port 143 \\
-        --user bench --password bench --rcpt bench@localhost --pid PID
+    bash bench/run.sh --host 127.0.0.1 --smtp-port 10026 --imap-port 10143 \\
+        --user bench@localhost --password bench --rcpt bench@localhost --pid DOVECOTPID --smtp-pid POSTFIXPID
 """
 
 from __future__ import annotations
@@ -49,24 +50,24 @@ class Bench:
 
 BENCHES = [
     Bench("smtp_2k_16", "smtp_deliver.py", ["--n", "2000", "--conc", "16"], ["--n", "100", "--conc", "4"],
-          "SMTP delivery, 2 KiB, 16 connections", ["host", "smtp:port", "pid", "rcpt"], ["smtp_port"]),
+          "SMTP delivery, 2 KiB, 16 connections", ["host", "smtp:port", "smtppid", "rcpt"], ["smtp_port"]),
     Bench("smtp_2k_1", "smtp_deliver.py", ["--n", "500", "--conc", "1"], ["--n", "50", "--conc", "1"],
-          "SMTP delivery, 2 KiB, 1 connection", ["host", "smtp:port", "pid", "rcpt"], ["smtp_port"]),
+          "SMTP delivery, 2 KiB, 1 connection", ["host", "smtp:port", "smtppid", "rcpt"], ["smtp_port"]),
     Bench("smtp_100k_16", "smtp_deliver.py", ["--n", "400", "--conc", "16", "--size", "102400"],
           ["--n", "40", "--conc", "4", "--size", "102400"],
-          "SMTP delivery, 100 KiB, 16 connections", ["host", "smtp:port", "pid", "rcpt"], ["smtp_port"]),
+          "SMTP delivery, 100 KiB, 16 connections", ["host", "smtp:port", "smtppid", "rcpt"], ["smtp_port"]),
     Bench("smtp_100k_1", "smtp_deliver.py", ["--n", "100", "--conc", "1", "--size", "102400"],
           ["--n", "10", "--conc", "1", "--size", "102400"],
-          "SMTP delivery, 100 KiB, 1 connection", ["host", "smtp:port", "pid", "rcpt"], ["smtp_port"]),
+          "SMTP delivery, 100 KiB, 1 connection", ["host", "smtp:port", "smtppid", "rcpt"], ["smtp_port"]),
     Bench("submit_2k_8", "smtp_deliver.py", ["--mode", "submit", "--n", "1000", "--conc", "8"],
           ["--mode", "submit", "--n", "100", "--conc", "4"],
-          "submission, AUTH PLAIN, 2 KiB, 8 connections", ["host", "submission:port", "pid", "user", "rcpt"],
+          "submission, AUTH PLAIN, 2 KiB, 8 connections", ["host", "submission:port", "smtppid", "user", "rcpt"],
           ["submission_port"]),
     Bench("smtp_conns", "smtp_conns.py", ["--n", "1000"], ["--n", "50"],
-          "memory per idle SMTP connection, plaintext and TLS", ["host", "smtp:port", "pid"], ["smtp_port"]),
+          "memory per idle SMTP connection, plaintext and TLS", ["host", "smtp:port", "smtppid"], ["smtp_port"]),
     Bench("imap_idle", "imap_idle.py", ["--n", "100", "--conns", "300"], ["--n", "10", "--conns", "30"],
           "IDLE latency (end of DATA to EXISTS), memory per idle IMAP and SMTP connection",
-          ["host", "smtp:smtp-port", "imap:imap-port", "pid", "user", "rcpt", "mailbox", "lmtp"],
+          ["host", "smtp:smtp-port", "imap:imap-port", "pid", "smtppid:smtp-pid", "user", "rcpt", "mailbox", "lmtp"],
           ["smtp_port", "imap_port"]),
     Bench("import_mbox", "import_mbox.py", ["--n", "10000"], ["--n", "500"],
           "mbox import (mox import mbox; IMAP APPEND for other servers)",
@@ -107,6 +108,8 @@ def external_args(b: Bench, a: argparse.Namespace) -> list[str] | None:
             out += [f"--{opt}", str(getattr(a, f"{key}_port"))]
         elif key == "pid" and a.pid is not None:
             out += ["--pid", str(a.pid)]
+        elif key == "smtppid" and (a.smtp_pid or a.pid) is not None:
+            out += [f"--{opt or 'pid'}", str(a.smtp_pid or a.pid)]
         elif key == "user":
             out += ["--user", a.user, "--password", a.password]
         elif key == "rcpt" and a.rcpt:
@@ -199,6 +202,7 @@ def main() -> None:
     g.add_argument("--rcpt", default="", help="recipient of delivered mail (default mox@localhost)")
     g.add_argument("--mailbox", default="INBOX")
     g.add_argument("--pid", type=int, help="the server's process, for its CPU and memory")
+    g.add_argument("--smtp-pid", type=int, help="the SMTP server's process if it is another one (default --pid)")
     g.add_argument("--start-command", help="start-up benchmark: command starting the server in the foreground")
     g.add_argument("--start-port", type=int, help="start-up benchmark: port to probe (default --imap-port)")
     g.add_argument("--start-probe", default="imap-login", choices=["imap-login", "imap-greeting", "smtp-greeting"])
@@ -216,7 +220,7 @@ def main() -> None:
             ap.error(f"unknown benchmark {n!r}; see --list")
     if a.host is not None and a.host.split(".")[0] != "127" and a.host != "::1":
         ap.error("--host must be a loopback address")
-    if a.host is None and (a.smtp_port or a.imap_port or a.submission_port or a.pid or a.start_command):
+    if a.host is None and (a.smtp_port or a.imap_port or a.submission_port or a.pid or a.smtp_pid or a.start_command):
         ap.error("port, --pid and --start-command options need --host")
     mode = "quick" if a.quick else "full"
     timeout = a.timeout or (180.0 if a.quick else 900.0)
@@ -224,7 +228,8 @@ def main() -> None:
     a.out_dir.mkdir(parents=True, exist_ok=True)
     stem = a.out_dir / now.strftime("%Y-%m-%d-%H%M%S")
     jsonl, md = stem.with_suffix(".jsonl"), stem.with_suffix(".md")
-    target = f"{a.host} (pid {a.pid or 'n/a'})" if a.host else "mox serve started by each benchmark"
+    target = (f"{a.host}, SMTP port {a.smtp_port} (pid {a.smtp_pid or a.pid or 'n/a'}), IMAP port {a.imap_port} (pid {a.pid or 'n/a'})"
+              if a.host else "mox serve started by each benchmark")  # fmt: skip
     load = os.getloadavg()
     head = [
         f"# Benchmarks {now.strftime('%Y-%m-%d %H:%M:%S')} UTC, {mode} mode",
