@@ -2,13 +2,17 @@
 
 One aiohttp low-level handler per endpoint (ip, port, tls). Requests are
 routed first to the system handlers, matched on host name and path as
-upstream does, then to the web services configured on the port (account,
+upstream does, then on WebserverHTTP(S) ports to upstream's web server redirects
+(``WebDomainRedirects``; plain HTTP to HTTPS for requests a ``WebHandler``
+matches), then to the web services configured on the port (account,
 admin, webmail, webapi), which come with the web issue and answer 503 with
 an explanation until then.
 """
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +62,20 @@ def _text(status: int, text: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=text, headers={**SAFE_HEADERS, **headers})
 
 
+def _request_target(request: web.BaseRequest) -> str:
+    """Path and query as the client sent them (not re-encoded), also for an absolute-form request target."""
+    target = request.raw_path
+    if not target.startswith("/"):
+        u = urllib.parse.urlsplit(target)
+        target = (u.path or "/") + ("?" + u.query if u.query else "")
+    return target if target.startswith("/") else "/"
+
+
+def _redirect(location: str) -> web.Response:
+    # 308 keeps the method and body, as upstream's http.StatusPermanentRedirect.
+    return _text(308, f"308 - permanent redirect to {location}\n", Location=location)
+
+
 def _xml(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="application/xml", charset="utf-8", headers=SAFE_HEADERS)
 
@@ -73,6 +91,8 @@ class HTTPEndpoint:
         lst = server.cfg.static.Listeners[ep.listener]
         # ACME http-01 is answered on plain HTTP ports of a listener with ACME, as upstream.
         self.acme_http01 = not ep.tls and lst.TLS is not None and bool(lst.TLS.ACME)
+        # WebDomainRedirects and WebHandlers apply on the ports of WebserverHTTP(S), as upstream.
+        self.webserver = bool(self.services & {"WebserverHTTP", "WebserverHTTPS"})
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
@@ -94,6 +114,10 @@ class HTTPEndpoint:
                 if path == AUTOCONFIG_PATH:
                     return self._autoconfig(request, dom)
                 return await self._autodiscover(request)
+        if self.webserver:
+            resp = self._webserver(request, host)
+            if resp is not None:
+                return resp
         for svc in self.web_services:
             name, prefix = svc.split(" ", 1)
             if path == prefix.rstrip("/") or path.startswith(prefix):
@@ -101,6 +125,50 @@ class HTTPEndpoint:
                     503, f"moxmail: {name} is not available yet in this version\n", **{"Retry-After": "3600"}
                 )
         return _text(404, "404 - not found\n")
+
+    def _webserver(self, request: web.BaseRequest, host: Domain | None) -> web.StreamResponse | None:
+        """Upstream's web server redirects, after the system handlers and before the web services.
+
+        - A host in WebDomainRedirects: a permanent redirect (308, RFC 9110
+          section 15.4.9) to https on the target host, with the same path and
+          query, for plain HTTP and HTTPS alike.
+        - A request over plain HTTP that a WebHandler matches (Domain and
+          PathRegexp): a permanent redirect to the same URL over https, unless
+          the handler has DontRedirectPlainHTTP.
+
+        None when neither applies. What a matched handler serves itself
+        (WebStatic, WebRedirect, WebForward, WebInternal) is not built yet: 503.
+        """
+        if host is None:
+            return None
+        dyn = self.server.cfg.dynamic
+        for src, dst in dyn.WebDomainRedirects.items():
+            try:
+                if parse_domain(src) != host:
+                    continue
+                target = parse_domain(dst)
+            except DomainError:
+                continue
+            return _redirect(f"https://{target.ascii}{_request_target(request)}")
+        for i, wh in enumerate(dyn.WebHandlers):
+            if wh.Domain != "*":
+                try:
+                    if parse_domain(wh.Domain) != host:
+                        continue
+                except DomainError:
+                    continue
+            try:
+                if re.match(wh.PathRegexp, request.path) is None:
+                    continue
+            except re.error:
+                continue
+            if not self.ep.tls and not wh.DontRedirectPlainHTTP:
+                return _redirect(f"https://{host.ascii}{_request_target(request)}")
+            name = wh.LogName or f"WebHandlers[{i}]"
+            return _text(
+                503, f"moxmail: web handler {name} is not available yet in this version\n", **{"Retry-After": "3600"}
+            )
+        return None
 
     def _acme_challenge(self, token: str) -> web.Response:
         autotls = getattr(self.server, "autotls", None)

@@ -26,8 +26,7 @@ def not_implemented_features(cfg: Config) -> list[str]:
     checks = [
         (s.CheckUpdates, "CheckUpdates"),
         (any(t.Socks is not None for t in s.Transports.values()), "Transports.*.Socks"),
-        (bool(d.WebHandlers), "WebHandlers"),
-        (bool(d.WebDomainRedirects), "WebDomainRedirects"),
+        (bool(d.WebHandlers), "WebHandlers (plain HTTP is redirected to HTTPS; matched requests answer 503)"),
         (bool(d.MonitorDNSBLs), "MonitorDNSBLs"),
         (any(a.JunkFilter for a in d.Accounts.values()), "Accounts.*.JunkFilter"),
         (any(a.OutgoingWebhook or a.IncomingWebhook for a in d.Accounts.values()), "Accounts.*.Webhooks"),
