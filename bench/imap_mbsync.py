@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import imaplib
-import json
 import os
 import re
 import resource
@@ -44,6 +43,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Report
 
 from mox.config.example import free_local_ports, write_local_config
 from mox.config.load import load_config
@@ -286,6 +288,7 @@ def main() -> None:
     ap.add_argument("--no-fsync", action="store_true", help='mbsync\'s "FSync no": no fsync per Maildir file')
     ap.add_argument("--timeout", type=float, default=600.0)
     a = ap.parse_args()
+    report = Report("mbsync two-way sync of a large mailbox")
     if a.changes < 2 or a.changes > a.n:
         ap.error("--changes must be between 2 and --n")
     with tempfile.TemporaryDirectory(prefix="bench-mbox-") as tmp, isolated_default_dns():
@@ -298,7 +301,8 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 timeout=a.timeout,
             )
-        print(json.dumps(run(mbox, a.n, a.changes, a.tls, not a.no_fsync, a.timeout)), flush=True)
+        report.add(run(mbox, a.n, a.changes, a.tls, not a.no_fsync, a.timeout))
+    report.table()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "imapserver"))
+sys.path.insert(0, str(REPO / "bench"))
 
+from benchlib import Report  # noqa: E402
 from imaphelpers import PASSWORD, Client, ServerStub, connect  # noqa: E402
 
 from mox.config.example import write_local_config  # noqa: E402
@@ -95,7 +97,10 @@ async def main() -> None:
             clients.append(await _idle_session(port))
         await asyncio.sleep(0.5)
         after = _rss_kib(proc.pid)
-        print(f"{args.n} idle logged-in plaintext sessions: RSS {before} -> {after} KiB, {(after - before) / args.n:.1f} KiB per session")
+        report = Report("Memory per idle logged-in IMAP session (SELECT, IDLE), in-process server")
+        report.add({"bench": "imap_sessions", "sessions": args.n, "rss_kib_before": before, "rss_kib_after": after,
+                    "kib_per_session": round((after - before) / args.n, 1)})  # fmt: skip
+        report.table()
         for c in clients:
             c.writer.close()
         proc.kill()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -29,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "conformance"))
+sys.path.insert(0, str(REPO / "bench"))
+from benchlib import Report  # noqa: E402
 from serve_harness import MoxServe  # noqa: E402
 from test_smtp_delivery import set_password  # noqa: E402
 
@@ -140,11 +141,13 @@ def main() -> None:
         total = time.monotonic() - t0
         m.stop()
     unique = set(sink.ids)
-    print(json.dumps({
+    report = Report("kill -9 of mox serve during queue delivery")
+    report.add({
         "bench": "queue_kill", "submitted": args.messages, "accepted": len(accepted), "delivered_before_kill": killed_at,
         "received": len(sink.ids), "unique": len(unique), "duplicates": len(sink.ids) - len(unique),
         "lost": len(accepted - unique), "submit_s": round(submit_s, 1), "total_s": round(total, 1),
-    }))  # fmt: skip
+    })  # fmt: skip
+    report.table()
 
 
 if __name__ == "__main__":
