@@ -70,3 +70,22 @@ async def test_dns_failure_is_temperror(dns_server: DNSTestServer) -> None:
     dns_server.fail(f"5.2.0.192.{ZONE}", "servfail")
     res = await dnsbl.lookup(dns_server.resolver(), ZONE, "192.0.2.5", timeout=3)
     assert res.status == dnsbl.Status.TEMPERROR and res.error
+
+
+def test_cli_check_and_checkhealth(
+    dns_server: DNSTestServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mox.cli.main import main
+    # The commands use the default resolver: MOX_DNS pointing at the test server.
+    monkeypatch.setenv("MOX_DNS", dns_server.address)
+    monkeypatch.setattr("mox.dns.resolver._default", None)
+    assert main(["dnsbl", "checkhealth", ZONE]) == 1
+    assert "unhealthy: block list does not list the test address 127.0.0.2" in capsys.readouterr().err
+    _healthy(dns_server)
+    assert main(["dnsbl", "checkhealth", ZONE]) == 0
+    assert capsys.readouterr().out == "healthy\n"
+    assert main(["dnsbl", "check", ZONE, "127.0.0.2"]) == 0
+    assert capsys.readouterr().out == "status: fail\nexplanation: 'test entry'\n"
+    assert main(["dnsbl", "check", ZONE, "192.0.2.1"]) == 0
+    assert capsys.readouterr().out == "status: pass\n"
+    assert main(["dnsbl", "check", ZONE, "nonsense"]) == 2
