@@ -151,7 +151,7 @@ def wait_message(
         while True:
             nums = search(im, mailbox, *criteria)
             if nums:
-                typ, data = im.fetch(nums[-1], "(BODY.PEEK[])")
+                typ, data = im.fetch(nums[-1].decode(), "(BODY.PEEK[])")
                 assert typ == "OK", data
                 part = data[0]
                 assert isinstance(part, tuple)
@@ -161,6 +161,22 @@ def wait_message(
             time.sleep(0.2)
     finally:
         im.logout()
+
+
+def wait_exported(net: Network, host: str, account_name: str, mailbox: str, needle: str, timeout: float = 60) -> str:
+    """The mailbox of account_name, exported with ``mox export mbox`` in host's container (the account's
+    files, read without the server; no TLS or password involved), once it contains needle."""
+    d = f"/tmp/{unique('ctlexport')}"
+    script = (
+        f"for i in $(seq 1 {int(timeout * 4)}); do rm -rf {d}; "
+        f"mox export mbox -single {d} data/accounts/{shlex.quote(account_name)} {shlex.quote(mailbox)} >/dev/null 2>&1 "
+        f"&& grep -qF -- {shlex.quote(needle)} {d}/*.mbox && cat {d}/*.mbox && rm -rf {d} && exit 0; sleep 0.25; done; "
+        f"rm -rf {d}; exit 1"
+    )
+    code, out = run(net, host, ["sh", "-c", script])
+    if code != 0:
+        raise AssertionError(f"{needle!r} not in {account_name}'s {mailbox} on {host} within {timeout}s\n{net.hosts[host].logs()}")
+    return out
 
 
 def quoted(s: str) -> str:
@@ -195,6 +211,9 @@ class Account:
 
     def wait_message(self, criteria: list[str], mailbox: str = "INBOX", timeout: float = 60) -> bytes:
         return wait_message(self.net, self.host, self.address, self.password, criteria, mailbox, timeout)
+
+    def wait_exported(self, needle: str, mailbox: str = "Inbox", timeout: float = 60) -> str:
+        return wait_exported(self.net, self.host, self.name, mailbox, needle, timeout)
 
 
 @contextlib.contextmanager

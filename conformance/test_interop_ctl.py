@@ -17,23 +17,29 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import re
+import shlex
 import smtplib
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from interop_ctl_helpers import (
     Account,
+    account,
     login_refused,
     mox,
+    mox_fails,
     mox_rc,
     quoted,
     rcpt_reply,
+    search,
     sh,
     unique,
 )
-from interop_net import MOX2_DOMAIN, Network
+from interop_net import MOX2_DOMAIN, Network, wait_for
 
 # The first interop test of a session also waits for the network (image builds on a cold cache).
 pytestmark = pytest.mark.timeout(900)
@@ -302,3 +308,153 @@ def test_ctl_domains_and_aliases(interop: Network) -> None:
         other.remove()
         # config domain rm keeps the DKIM keys renamed (as upstream); these are the test's own.
         sh(net, "mox2", f"rm -f config/dkim/*._domainkey.{dom}.*", check=False)
+
+
+# Queue.
+
+
+def _queue_ids(listing: str) -> list[int]:
+    """Message IDs in the output of queue list or queue retired list."""
+    return [int(line.split()[0]) for line in listing.splitlines()[1:] if line.strip() and line.split()[0].isdigit()]
+
+
+def _reload_count(net: Network, host: str) -> int:
+    return net.hosts[host].logs().count('m="domains.conf reloaded"')
+
+
+def _keep_retired(net: Network, host: str, account_name: str) -> None:
+    """Keep the account's retired messages for a day (KeepRetiredMessagePeriod; no ctl command sets
+    account settings, as upstream): domains.conf edited in the container with the project's config
+    code under the domains.conf lock, then wait for the server to reload it."""
+    before = _reload_count(net, host)
+    script = textwrap.dedent(f"""
+        from mox.config import edit, model
+        from mox.config.load import load_config
+        cfg = load_config("config/mox.conf")
+        def change(d):
+            d.Accounts[{account_name!r}].KeepRetiredMessagePeriod = model.Duration(24 * 3600 * 10**9)
+        with edit.domains_lock(cfg):
+            edit.apply(cfg, change)
+    """)
+    sh(net, host, f"/opt/moxmail/bin/python -c {shlex.quote(script)}")
+    wait_for(f"{host}: domains.conf reloaded", lambda: _reload_count(net, host) > before, 30, net.hosts[host].logs)
+
+
+@pytest.fixture(scope="module")
+def mox1_rcpt(interop: Network) -> Iterator[Account]:
+    """An account on mox1 (made through mox1's ctl) that receives the queue tests' deliveries from mox2."""
+    with account(interop, "mox1", "ctlrcpt") as acc:
+        yield acc
+
+
+def test_ctl_queue(interop: Network, mox1_rcpt: Account) -> None:
+    """Hold rules, queue list/hold/unhold/schedule/transport/requiretls/fail/drop/dump and the
+    retired messages on mox2, with messages from a new account to a new account on mox1: held
+    messages stay, released ones arrive at mox1, failed ones give a DSN, dropped ones vanish."""
+    net = interop
+    rcpt = mox1_rcpt.address
+    with account(net, "mox2", "ctlq") as q:
+        _keep_retired(net, "mox2", q.name)
+        mox(net, "mox2", "queue", "holdrules", "add", "-account", q.name)
+        rules = mox(net, "mox2", "queue", "holdrules", "list")
+        m = re.search(rf'^id (\d+): account "{q.name}"$', rules, re.M)
+        assert m, rules
+        rule_id = m.group(1)
+        try:
+            subjects = {k: unique(f"ctl queue {k} ") for k in ("fail", "drop", "release")}
+            for s in subjects.values():
+                q.submit([rcpt], s)
+            listing = mox(net, "mox2", "queue", "list", "-account", q.name)
+            ids = _queue_ids(listing)
+            assert len(ids) == 3 and listing.count(f"to:{rcpt}") == 3, listing
+            assert sorted(_queue_ids(mox(net, "mox2", "queue", "list", "-account", q.name, "-hold", "true"))) == sorted(ids)
+            assert _queue_ids(mox(net, "mox2", "queue", "list", "-account", q.name, "-hold", "false")) == []
+            # Which is which: queue dump gives the message as queued, DKIM-signed by mox2.
+            by_subject: dict[str, int] = {}
+            for i in ids:
+                dump = mox(net, "mox2", "queue", "dump", str(i))
+                assert "DKIM-Signature:" in dump and f"From: <{q.address}>" in dump, dump
+                for k, s in subjects.items():
+                    if f"Subject: {s}" in dump:
+                        by_subject[k] = i
+            assert set(by_subject) == set(subjects), by_subject
+            fail_id, drop_id, release_id = (str(by_subject[k]) for k in ("fail", "drop", "release"))
+
+            # Schedule: the next attempt as listed.
+            assert "1 message(s) rescheduled" in mox(net, "mox2", "queue", "schedule", "-ids", release_id, "-now", "2h")
+            line = mox(net, "mox2", "queue", "list", "-ids", release_id).splitlines()[1]
+            assert re.search(r" next (1h59m\d+s|2h0m0s) ", line), line
+            # Off hold but scheduled later: stays queued; on hold again.
+            mox(net, "mox2", "queue", "unhold", "-ids", release_id)
+            assert _queue_ids(mox(net, "mox2", "queue", "list", "-ids", release_id, "-hold", "false")) == [int(release_id)]
+            assert "1 messages changed" in mox(net, "mox2", "queue", "hold", "-ids", release_id)
+            assert _queue_ids(mox(net, "mox2", "queue", "list", "-ids", release_id, "-hold", "true")) == [int(release_id)]
+            mox(net, "mox2", "queue", "schedule", "-ids", release_id, "-now", "0s")
+
+            # Transport: only configured ones (mox2 has none besides the default).
+            assert "unknown transport" in mox_fails(net, "mox2", "queue", "transport", "-ids", fail_id, "nosuch")
+            assert "1 message(s) changed" in mox(net, "mox2", "queue", "transport", "-ids", fail_id, "")
+            assert "1 message(s) changed" in mox(net, "mox2", "queue", "requiretls", "-ids", fail_id, "yes")
+
+            # Fail: a DSN to the sender, retired as a failure with the settings made above.
+            assert "1 message(s) marked as failed" in mox(net, "mox2", "queue", "fail", "-ids", fail_id)
+            q.wait_message(["TEXT", quoted(subjects["fail"])])
+            retired = mox(net, "mox2", "queue", "retired", "list", "-result", "failure", "-account", q.name)
+            assert _queue_ids(retired) == [int(fail_id)], retired
+            info = json.loads(mox(net, "mox2", "queue", "retired", "print", fail_id))
+            assert info["Success"] is False and info["RequireTLS"] is True and info["Transport"] == "", info
+            assert info["RecipientAddress"] == rcpt and info["Subject"] == subjects["fail"], info
+
+            # Drop: gone, retired, no DSN.
+            assert "1 message(s) dropped" in mox(net, "mox2", "queue", "drop", "-ids", drop_id)
+            assert sorted(_queue_ids(mox(net, "mox2", "queue", "list", "-account", q.name))) == [int(release_id)]
+            assert int(drop_id) in _queue_ids(mox(net, "mox2", "queue", "retired", "list", "-account", q.name))
+
+            # Released: delivered to mox1.
+            mox(net, "mox2", "queue", "unhold", "-ids", release_id)
+            mox1_rcpt.wait_exported(f"Subject: {subjects['release']}")
+            wait_for(
+                "mox2: released message retired as delivered",
+                lambda: int(release_id) in _queue_ids(mox(net, "mox2", "queue", "retired", "list", "-result", "success", "-account", q.name)),
+                30,
+                net.hosts["mox2"].logs,
+            )
+            assert json.loads(mox(net, "mox2", "queue", "retired", "print", release_id))["Success"] is True
+
+            # Without the hold rule, the next message goes out at once.
+            mox(net, "mox2", "queue", "holdrules", "remove", rule_id)
+            assert f'account "{q.name}"' not in mox(net, "mox2", "queue", "holdrules", "list")
+            subject = unique("ctl queue unheld ")
+            q.submit([rcpt], subject)
+            mox1_rcpt.wait_exported(f"Subject: {subject}")
+            # The dropped message never produced a DSN; the failed one did (once).
+            im = q.imap()
+            try:
+                assert search(im, "INBOX", "TEXT", quoted(subjects["drop"])) == []
+                assert len(search(im, "INBOX", "TEXT", quoted(subjects["fail"]))) == 1
+            finally:
+                im.logout()
+        finally:
+            mox_rc(net, "mox2", "queue", "holdrules", "remove", rule_id)
+            mox_rc(net, "mox2", "queue", "drop", "-account", q.name)
+
+
+def test_ctl_suppressions(interop: Network, mox1_rcpt: Account) -> None:
+    """queue suppress add/list/lookup/remove on mox2: a submission to a suppressed address is refused,
+    after removal it is accepted and delivered to mox1."""
+    net = interop
+    rcpt = mox1_rcpt.address
+    with account(net, "mox2", "ctlsup") as acc:
+        assert mox(net, "mox2", "queue", "suppress", "lookup", "-account", acc.name, rcpt).startswith("not present")
+        mox(net, "mox2", "queue", "suppress", "add", acc.name, rcpt)
+        listed = mox(net, "mox2", "queue", "suppress", "list", "-account", acc.name)
+        assert f'"{acc.name}"\t"{rcpt}"\tYes' in listed, listed
+        assert mox(net, "mox2", "queue", "suppress", "lookup", "-account", acc.name, rcpt).startswith("present\n")
+        refusal = _send_refused(acc, [rcpt], unique("ctl suppressed "))
+        assert "suppress" in refusal, refusal
+        mox(net, "mox2", "queue", "suppress", "remove", acc.name, rcpt)
+        assert mox(net, "mox2", "queue", "suppress", "lookup", "-account", acc.name, rcpt).startswith("not present")
+        assert "(none)" in mox(net, "mox2", "queue", "suppress", "list", "-account", acc.name)
+        subject = unique("ctl unsuppressed ")
+        acc.submit([rcpt], subject)
+        mox1_rcpt.wait_exported(f"Subject: {subject}")
