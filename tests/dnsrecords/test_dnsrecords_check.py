@@ -41,6 +41,9 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     mp = pytest.MonkeyPatch()
     mp.setattr(quickstart.rsa, "generate_private_key", lambda **kw: key)
     mp.setattr(quickstart.keys, "make_dkim_rsa_key", lambda: keys._pkcs8(key))
+    # The machine's own interfaces (e.g. container networks with public-looking IPs) must not
+    # end up in the listener IPs and so in the suggested SPF record.
+    mp.setattr(quickstart, "interface_ips", lambda: (["127.0.0.1", "::1"], [], []))
     mp.setattr(
         quickstart.keys,
         "hash_admin_password",
