@@ -71,7 +71,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 # Address of each host in the /27 of a run: network base + offset.
-OFFSETS = {"gateway": 1, "dns": 2, "acme": 4, "mox1": 11, "mox2": 12, "postfix": 13, "localserve": 30}
+OFFSETS = {"gateway": 1, "dns": 2, "acme": 4, "mox1": 11, "mox2": 12, "postfix": 13, "client": 20, "localserve": 30}
 ACME_HOST = "acme.example"
 # A /27 per run (hosts at offsets up to 30): eight runs at a time, e.g. several test sessions.
 SUBNETS = [ipaddress.IPv4Network(f"198.51.100.{n}/27") for n in range(0, 256, 32)]
@@ -89,6 +89,7 @@ def reverse_owner6(ip6: str) -> str:
     """The owner name of ip6's PTR record relative to its /64's reverse zone."""
     return ".".join(ipaddress.IPv6Address(ip6).reverse_pointer.split(".")[:16])
 
+CLIENT_HOST = "client.example"
 MOX1_DOMAIN = "mox1.example"
 MOX1_HOST = "mail.mox1.example"
 MOX1_ACCOUNTS = {"mjl": ("mjl@mox1.example", "interop-mox1-pw")}
@@ -105,6 +106,13 @@ MOX2_ACCOUNTS = {"mjl": ("mjl@mox2.example", "interop-mjl-pw"), "other": ("other
 MTASTS_POLICY_ID = "interop1"
 MTASTS_BAD_DOMAIN = "stsbad.mox2.example"
 MTASTS_BAD_MX = "mail.elsewhere.example"
+# mox1.example has no TLSA record but an enforced MTA-STS policy listing mox1's MX, served by mox1
+# on :443 with a certificate from pebble: mox2 delivers to mox1 verified by MTA-STS (PKIX).
+# Reporting addresses: DMARC and TLSRPT of each domain (domains.conf) and the per-host TLSRPT
+# address at each MX host name (HostTLSRPT in mox.conf, `_smtp._tls.<mx host>` in DNS).
+DMARC_LOCALPART = "dmarc-reports"
+TLSRPT_LOCALPART = "tls-reports"
+HOST_TLSRPT_LOCALPART = "tls-reports"
 
 READY_TIMEOUT = float(os.environ.get("MOX_INTEROP_READY_TIMEOUT", "60"))
 
@@ -344,12 +352,15 @@ def build_image(name: str, files: dict[str, Path]) -> str:
 
 
 def build_images() -> dict[str, str]:
-    """The peer image and the mox image (docker/Dockerfile), built in parallel."""
+    """The peer image, the client image and the mox image (docker/Dockerfile), built in parallel."""
     result: dict[str, str] = {}
     errors: list[BaseException] = []
 
     def peer() -> None:
         result["peer"] = build_image("moxmail-interop-peer", {"Dockerfile": INTEROP / "peer" / "Dockerfile"})
+
+    def client() -> None:
+        result["client"] = build_image("moxmail-interop-client", {"Dockerfile": INTEROP / "client" / "Dockerfile"})
 
     def mox() -> None:
         deps, project = build_wheels()
@@ -362,7 +373,7 @@ def build_images() -> dict[str, str]:
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=run, args=(f,)) for f in (peer, mox)]
+    threads = [threading.Thread(target=run, args=(f,)) for f in (peer, client, mox)]
     for t in threads:
         t.start()
     for t in threads:
@@ -610,6 +621,52 @@ class Network:
         s.login(addr, password)
         return s
 
+    def client_submit(self, instance: str, account: str, to: list[str], subject: str, body: str = "") -> str:
+        """Submit a message from the client container: submissions (port 465, implicit TLS) to the
+        instance's host name, resolved by the client's resolver, its certificate verified with only
+        the CA that issued it (pebble's root of this run for mox1, the test CA for mox2); AUTH as
+        account. Returns the client's output; raises AssertionError when it failed."""
+        accounts, hostname, cafile = {
+            "mox1": (MOX1_ACCOUNTS, MOX1_HOST, "/state/acme-root.pem"),
+            "mox2": (MOX2_ACCOUNTS, MOX2_HOST, "/state/ca.pem"),
+        }[instance]
+        addr, password = accounts[account]
+        cmd = ["python3", "/interop/submit.py", "--host", hostname, "--cafile", cafile, "--user", addr, "--password", password]
+        cmd += ["--sender", addr, "--subject", subject, *(x for t in to for x in ("--to", t))]
+        if body:
+            cmd += ["--body", body]
+        code, out = self.exec("client", cmd, check=False)
+        if code != 0 or not out.rstrip().endswith("sent"):
+            raise AssertionError(f"submission from the client to {hostname} failed (exit {code}):\n{out}\n{self.hosts[instance].logs()}")
+        return out
+
+    def db_rows(self, instance: str, db: str, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of query on an SQLite database in the data dir of instance (mox1, mox2), opened
+        read-only from the host (the data dir is mounted from state/INSTANCE/data); [] when the
+        database does not exist yet."""
+        import sqlite3
+
+        path = self.state / instance / "data" / db
+        if not path.exists():
+            return []
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+
+    def tls_results(self, instance: str) -> list[dict[str, Any]]:
+        """The TLS results instance recorded for its outgoing deliveries (tlsrpt.db, RFC 8460 section 4.4):
+        dicts with policy_domain, recipient_domain, day (yyyymmdd), is_host, send_report and results
+        (the report's "policies" entries: policy, summary, failure-details)."""
+        import json
+
+        rows = self.db_rows(
+            instance, "tlsrpt.db", "SELECT policy_domain, recipient_domain, day_utc, is_host, send_report, results FROM tls_result ORDER BY id"
+        )
+        keys = ("policy_domain", "recipient_domain", "day", "is_host", "send_report")
+        return [{**dict(zip(keys, r[:5], strict=True)), "results": json.loads(r[5])} for r in rows]
+
     def wait_postfix_log(self, text: str, timeout: float = 60) -> str:
         """Wait until Postfix's maillog contains text; returns the log."""
         wait_for(f"postfix maillog line containing {text!r}", lambda: text in self.postfix_log(), timeout, self.all_logs)
@@ -692,21 +749,25 @@ def dns_authentic(server: str, name: str, rtype: str) -> bool:
 
 def write_mox2_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str], bytes]:
     """mox2: TLS certificate from the test CA, published as TLSA; MTA-STS policies for mox2.example
-    and MTASTS_BAD_DOMAIN (whose MX pattern matches no MX host)."""
+    and MTASTS_BAD_DOMAIN (whose MX pattern matches no MX host). It trusts pebble's root of this
+    run (config/pebble-root.pem, written once pebble answers, before mox2 starts) for mox1's
+    certificates: PKIX verification as mox1.example's enforced MTA-STS policy requires."""
     conf, dkim_txt, spki = write_mox_config(
         state, "mox2", MOX2_DOMAIN, MOX2_HOST, [net_ips["mox2"], net_ips6["mox2"]], MOX2_ACCOUNTS, ca=ca,
         mtasts_mx={MOX2_DOMAIN: [MOX2_HOST], MTASTS_BAD_DOMAIN: [MTASTS_BAD_MX]},
+        later_ca_files=["pebble-root.pem"],
     )
     assert spki is not None
     return conf, dkim_txt, spki
 
 
 def write_mox1_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, str], ca: TestCA) -> tuple[Path, dict[str, str]]:
-    """mox1: certificates from pebble (ACME, tls-alpn-01 on port 443); pebble's HTTPS is trusted by the
-    test CA, which mox1's config lists."""
+    """mox1: certificates from pebble (ACME, tls-alpn-01 on port 443) for its host name and
+    mta-sts.mox1.example; an enforced MTA-STS policy for mox1.example (no TLSA record for its MX).
+    pebble's HTTPS and mox2's certificates are trusted by the test CA, which mox1's config lists."""
     conf, dkim_txt, _ = write_mox_config(
         state, "mox1", MOX1_DOMAIN, MOX1_HOST, [net_ips["mox1"], net_ips6["mox1"]], MOX1_ACCOUNTS,
-        acme_directory=f"https://{ACME_HOST}:14000/dir", acme_ca=ca.cert_pem,
+        acme_directory=f"https://{ACME_HOST}:14000/dir", acme_ca=ca.cert_pem, mtasts_mx={MOX1_DOMAIN: [MOX1_HOST]},
     )
     return conf, dkim_txt
 
@@ -723,12 +784,15 @@ def write_mox_config(
     acme_directory: str = "",
     acme_ca: bytes = b"",
     mtasts_mx: dict[str, list[str]] | None = None,
+    later_ca_files: list[str] | None = None,
 ) -> tuple[Path, dict[str, str], bytes | None]:
     """Config and data dirs for a mox instance under state/NAME, with the project's config code.
     TLS from ca (a certificate for hostname) or from ACME (acme_directory, trusting acme_ca).
     mtasts_mx: domain -> MX patterns of an enforced MTA-STS policy served by the instance (MTASTSHTTPS
     on :443, the certificate from ca also naming mta-sts.DOMAIN); a domain other than domain is added
-    without accounts.
+    without accounts. later_ca_files: CA files in the config dir (TLS.CA CertFiles) written by the
+    caller before the instance starts. TLS reports are sent also when all went well
+    (OutgoingTLSReportsForAllSuccess), and reports about the host name go to HostTLSRPT.
 
     Returns (path of mox.conf, DKIM TXT records by selector, DER SPKI of the TLS key for TLSA or None).
     """
@@ -754,8 +818,11 @@ def write_mox_config(
         write_file_atomic(cdir / "mail.key", key, 0o600)
         tls = model.ListenerTLS(KeyCerts=[model.KeyCert(CertFile="mail.crt", KeyFile="mail.key")])
     else:
-        write_file_atomic(cdir / "acme-ca.pem", acme_ca, 0o644)
         tls = model.ListenerTLS(ACME="pebble")
+    ca_files = list(later_ca_files or [])
+    if acme_ca:
+        write_file_atomic(cdir / "acme-ca.pem", acme_ca, 0o644)
+        ca_files.insert(0, "acme-ca.pem")
     write_file_atomic(cdir / "adminpasswd", keys.hash_admin_password("interop-admin-pw") + b"\n", 0o600)
 
     dkim_txt: dict[str, str] = {}
@@ -785,11 +852,14 @@ def write_mox_config(
         AdminPasswordFile="adminpasswd",
         Listeners={"public": listener},
         Postmaster=model.Postmaster(Account="mjl", Mailbox="Postmaster"),
+        HostTLSRPT=model.HostTLSRPT(Account="mjl", Mailbox="TLSRPT", Localpart=HOST_TLSRPT_LOCALPART),
+        OutgoingTLSReportsForAllSuccess=True,
     )
+    if ca_files:
+        static.TLS = model.GlobalTLS(CA=model.CAConfig(CertFiles=ca_files))
     if acme_directory:
         # tls-alpn-01 on port 443, answered by the MTA-STS HTTPS listener there.
         static.ACME = {"pebble": model.ACME(DirectoryURL=acme_directory, ContactEmail=f"postmaster@{domain}")}
-        static.TLS = model.GlobalTLS(CA=model.CAConfig(CertFiles=["acme-ca.pem"]))
         listener.MTASTSHTTPS = model.MTASTSListener(Enabled=True)
     if mtasts_mx:
         listener.MTASTSHTTPS = model.MTASTSListener(Enabled=True)
@@ -804,8 +874,8 @@ def write_mox_config(
             domain: model.Domain(
                 LocalpartCatchallSeparator="+",
                 DKIM=model.DKIM(Selectors=selectors, Sign=list(selectors)),
-                DMARC=model.DMARC(Localpart="dmarc-reports", Account="mjl", Mailbox="DMARC"),
-                TLSRPT=model.TLSRPT(Localpart="tls-reports", Account="mjl", Mailbox="TLSRPT"),
+                DMARC=model.DMARC(Localpart=DMARC_LOCALPART, Account="mjl", Mailbox="DMARC"),
+                TLSRPT=model.TLSRPT(Localpart=TLSRPT_LOCALPART, Account="mjl", Mailbox="TLSRPT"),
             )
         },
         Accounts=accounts,
@@ -822,6 +892,9 @@ def write_mox_config(
     # for `mox setaccountpassword`); the data dir is mounted into the container. User "mox" exists
     # only in the image: the host loads a copy of mox.conf naming root, in the same directory.
     static.User = "0"
+    if static.TLS is not None and static.TLS.CA is not None:
+        # CA files written later (pebble's root) are not there yet; the host needs none of them.
+        static.TLS.CA.CertFiles = [f for f in static.TLS.CA.CertFiles if (cdir / f).exists()]
     write_file_atomic(cdir / "mox-host.conf", sconf.write(static, header=model.STATIC_HEADER).encode(), 0o644)
     cfg = load_config(cdir / "mox-host.conf")
 
@@ -858,8 +931,7 @@ def make_zones(
     mox2.add("mail", "TXT", txt("v=spf1 a -all"))
     for sel, rec in dkim_txt.items():
         mox2.add(f"{sel}._domainkey", "TXT", txt(rec))
-    mox2.add("_dmarc", "TXT", txt(f"v=DMARC1; p=reject; rua=mailto:dmarc-reports@{MOX2_DOMAIN}"))
-    mox2.add("_smtp._tls", "TXT", txt(f"v=TLSRPTv1; rua=mailto:tls-reports@{MOX2_DOMAIN}"))
+    add_report_records(mox2, MOX2_DOMAIN, MOX2_HOST)
     # DANE-EE, SPKI, SHA-256 (RFC 7671 section 5.1; RFC 7672 section 3.1.1).
     mox2.add("_25._tcp.mail", "TLSA", "3 1 1 " + hashlib.sha256(mox2_spki).hexdigest())
     # A second MX name for mox2's address whose TLSA record matches no key: DANE must fail for
@@ -885,8 +957,11 @@ def make_zones(
     mox1.add("mail", "TXT", txt("v=spf1 a -all"))
     for sel, rec in mox1_dkim_txt.items():
         mox1.add(f"{sel}._domainkey", "TXT", txt(rec))
-    mox1.add("_dmarc", "TXT", txt(f"v=DMARC1; p=reject; rua=mailto:dmarc-reports@{MOX1_DOMAIN}"))
-    mox1.add("_smtp._tls", "TXT", txt(f"v=TLSRPTv1; rua=mailto:tls-reports@{MOX1_DOMAIN}"))
+    add_report_records(mox1, MOX1_DOMAIN, MOX1_HOST)
+    # MTA-STS (RFC 8461 section 3.1) for mox1.example, the policy served by mox1 (ACME certificate).
+    mox1.add("_mta-sts", "TXT", txt(f"v=STSv1; id={MTASTS_POLICY_ID}"))
+    mox1.add("mta-sts", "A", ips["mox1"])
+    mox1.add("mta-sts", "AAAA", ips6["mox1"])
 
     postfix = Zone(POSTFIX_DOMAIN)
     postfix.add("@", "MX", f"10 {POSTFIX_HOST}.")
@@ -898,7 +973,8 @@ def make_zones(
 
     rev = Zone(REVERSE_ZONE.rstrip("."))
     rev6 = Zone(reverse_zone6(subnet6).rstrip("."))
-    for host, hostname in (("dns", "ns.example"), ("acme", ACME_HOST), ("mox1", MOX1_HOST), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST)):
+    hostnames = (("dns", "ns.example"), ("acme", ACME_HOST), ("mox1", MOX1_HOST), ("mox2", MOX2_HOST), ("postfix", POSTFIX_HOST), ("client", CLIENT_HOST))
+    for host, hostname in hostnames:
         rev.add(ips[host].split(".")[-1], "PTR", hostname + ".")
         rev6.add(reverse_owner6(ips6[host]), "PTR", hostname + ".")
     # The DS records of the signed children are appended by interop/dns.sh once knot made their keys.
@@ -906,7 +982,20 @@ def make_zones(
         example.add(child.name.removesuffix(".example"), "NS", "ns.example.")
     example.add("acme", "A", ips["acme"])
     example.add("acme", "AAAA", ips6["acme"])
+    example.add(CLIENT_HOST.removesuffix(".example"), "A", ips["client"])
+    example.add(CLIENT_HOST.removesuffix(".example"), "AAAA", ips6["client"])
     return {"example": example, MOX1_DOMAIN: mox1, MOX2_DOMAIN: mox2, POSTFIX_DOMAIN: postfix, rev.name: rev, rev6.name: rev6}
+
+
+def add_report_records(zone: Zone, domain: str, mx_host: str) -> None:
+    """DMARC (RFC 7489 section 6.3) and TLSRPT (RFC 8460 section 3) records of a mox instance's domain,
+    with its reporting addresses (domains.conf), and the TLSRPT record of its MX host pointing at
+    the HostTLSRPT address (mox.conf): DANE results are reported to the MX host's record.
+    ri=3600: aggregate reports every hour, not daily."""
+    zone.add("_dmarc", "TXT", txt(f"v=DMARC1; p=reject; ri=3600; rua=mailto:{DMARC_LOCALPART}@{domain}"))
+    zone.add("_smtp._tls", "TXT", txt(f"v=TLSRPTv1; rua=mailto:{TLSRPT_LOCALPART}@{domain}"))
+    host = mx_host.removesuffix(f".{domain}")
+    zone.add(f"_smtp._tls.{host}", "TXT", txt(f"v=TLSRPTv1; rua=mailto:{HOST_TLSRPT_LOCALPART}@{mx_host}"))
 
 
 SIGNED = ["example", MOX1_DOMAIN, MOX2_DOMAIN, POSTFIX_DOMAIN]
@@ -1130,6 +1219,7 @@ def start_network(state: Path) -> Iterator[Network]:
         write_dns_state(state / "dns", zones, [ips["dns"], ips6["dns"]], [subnet, subnet6])
         write_postfix_state(state / "postfix", ca, [ips["postfix"], ips6["postfix"]])
         write_acme_state(state / "acme", ca, [ips["acme"], ips6["acme"]])
+        write(state / "client" / "ca.pem", ca.cert_pem)
         timings["configs"] = time.monotonic() - t1
 
         hosts = {
@@ -1139,6 +1229,7 @@ def start_network(state: Path) -> Iterator[Network]:
             "mox1": Host("mox1", ips["mox1"], MOX1_HOST, ips6["mox1"]),
             "mox2": Host("mox2", ips["mox2"], MOX2_HOST, ips6["mox2"]),
             "localserve": Host("localserve", ips["localserve"], "localserve.example", ips6["localserve"]),
+            "client": Host("client", ips["client"], CLIENT_HOST, ips6["client"]),
         }
         net = Network(state, subnet, subnet6, hosts, ca_file, images, timings)
 
@@ -1173,6 +1264,10 @@ def start_network(state: Path) -> Iterator[Network]:
         pf_c = container(hosts["postfix"], images["peer"])
         pf_c.with_volume_mapping(str(state / "postfix"), "/state", "rw").with_volume_mapping(str(INTEROP), "/interop", "ro")
         pf_c.with_command(["sh", "/interop/postfix.sh"])
+        # The client: a user's machine submitting mail (interop/submit.py); its state dir has the CA
+        # files to trust (pebble's root of this run is added once pebble answers).
+        client_c = container(hosts["client"], images["client"])
+        client_c.with_volume_mapping(str(state / "client"), "/state", "rw").with_volume_mapping(str(INTEROP), "/interop", "ro")
         mox_c = container(hosts["mox2"], images["mox"])
         mox_c.with_volume_mapping(str(conf.parent), "/mox/config", "rw").with_volume_mapping(str(state / "mox2" / "data"), "/mox/data", "rw")
         mox1_c = container(hosts["mox1"], images["mox"])
@@ -1189,7 +1284,7 @@ def start_network(state: Path) -> Iterator[Network]:
         stack.callback(save_logs)
 
         timings["network"] = time.monotonic() - t1
-        for name, c in (("dns", dns_c), ("postfix", pf_c), ("acme", acme_c), ("mox2", mox_c), ("localserve", ls_c)):
+        for name, c in (("dns", dns_c), ("postfix", pf_c), ("acme", acme_c), ("client", client_c), ("localserve", ls_c)):
             c.start()
             timings[f"start-{name}"] = time.monotonic() - t1
         timings["started"] = time.monotonic() - t1
@@ -1205,15 +1300,20 @@ def start_network(state: Path) -> Iterator[Network]:
         timings["dns"] = time.monotonic() - t1
         wait_for("postfix SMTP greeting", lambda: smtp_banner(ips["postfix"]), READY_TIMEOUT, net.all_logs)
         timings["postfix"] = time.monotonic() - t1
-        wait_for("mox2 SMTP greeting", lambda: smtp_banner(ips["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
-        wait_for("mox2 SMTP greeting over IPv6", lambda: smtp_banner(ips6["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
         acme_ctx = ssl.create_default_context(cafile=str(ca_file))
         acme_dir = f"https://{ACME_HOST}:14000/dir"
         wait_for(f"pebble directory {acme_dir}", lambda: b"newOrder" in https_get(acme_dir, ips["acme"], acme_ctx), READY_TIMEOUT, hosts["acme"].logs)
-        # pebble's issuing root is new at every start: clients of this run must trust this one.
-        write(state / "acme" / "root.pem", https_get(f"https://{ACME_HOST}:15000/roots/0", ips["acme"], acme_ctx))
+        # pebble's issuing root is new at every start: clients of this run must trust this one (mox2
+        # for mox1's certificates, the client for submission to mox1).
+        root = https_get(f"https://{ACME_HOST}:15000/roots/0", ips["acme"], acme_ctx)
+        for path in (state / "acme" / "root.pem", conf.parent / "pebble-root.pem", state / "client" / "acme-root.pem"):
+            write(path, root)
+        timings["acme"] = time.monotonic() - t1
         # mox1 asks pebble for its certificates at start: only once pebble answers.
+        mox_c.start()
         mox1_c.start()
+        wait_for("mox2 SMTP greeting", lambda: smtp_banner(ips["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
+        wait_for("mox2 SMTP greeting over IPv6", lambda: smtp_banner(ips6["mox2"]), READY_TIMEOUT, hosts["mox2"].logs)
         wait_for("mox1 SMTP greeting", lambda: smtp_banner(ips["mox1"]), READY_TIMEOUT, hosts["mox1"].logs)
         wait_for("localserve SMTP greeting", lambda: smtp_banner(ips["localserve"], 1025), READY_TIMEOUT, hosts["localserve"].logs)
         timings["up"] = time.monotonic() - t1

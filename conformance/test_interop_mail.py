@@ -1,6 +1,8 @@
 """Mail through the interop network (conformance/interop_net.py): DNSSEC through the validating
-resolver; Postfix to mox2 with DANE (and refusing a mismatching TLSA); mox1 with an ACME certificate
-from pebble delivering to mox2 DANE-verified with spf/dkim/dmarc pass; mox2's queue to Postfix;
+resolver; Postfix to mox2 with DANE (and refusing a mismatching TLSA); submission from the client
+container on mox1 (ACME certificate from pebble) to mox2, seen by IMAP IDLE, delivered DANE-verified
+with spf/dkim/dmarc pass, and on mox2 to mox1, delivered verified by mox1.example's MTA-STS policy,
+both checked in the TLS results the sender recorded; mox2's queue to Postfix;
 submission with DKIM signatures that verify against the published records; IMAP (IDLE too) and
 IPv6 from the host; the image running as user mox, and running `mox localserve`; MTA-STS (RFC 8461)
 from mox1 to mox2: mox2 publishes enforced policies (`_mta-sts` TXT in the signed zone, the policy over
@@ -20,7 +22,9 @@ import socket
 import ssl
 import time
 import uuid
+from typing import Any
 
+import aioimaplib
 import pytest
 from interop_net import (
     ACME_HOST,
@@ -268,7 +272,7 @@ def test_interop_mox1_acme_certificate(interop: Network) -> None:
     mail.mox1.example through the validating resolver) and serves it on IMAPS, verified with the
     root pebble made at this start; IMAP STARTTLS login works with it."""
     net = interop
-    wait_for("mox1: certificate obtained", lambda: "certificate obtained" in net.hosts["mox1"].logs(), 120, net.all_logs)
+    _wait_mox1_certificates(net)
     root = (net.state / "acme" / "root.pem").read_text()
     ctx = ssl.create_default_context(cadata=root)
     with socket.create_connection((net.ip("mox1"), 993), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=MOX1_HOST) as s:
@@ -304,46 +308,160 @@ def test_interop_mox2_delivers_to_postfix(interop: Network) -> None:
     assert subject in out and "DKIM-Signature:" in out, out
 
 
-def test_interop_mox1_to_mox2_authenticated(interop: Network) -> None:
-    """Submission on mox1 (STARTTLS with its ACME certificate) to a user at mox2: mox1's queue delivers
-    to mox2's MX with the certificate verified by DANE, and mox2's Authentication-Results show spf,
-    dkim and dmarc pass for mox1.example, with the records from the signed zone."""
-    net = interop
-    wait_for("mox1: certificate obtained", lambda: "certificate obtained" in net.hosts["mox1"].logs(), 120, net.all_logs)
+def _wait_mox1_certificates(net: Network) -> None:
+    """mox1 obtained its certificates from pebble: its host name and mta-sts.mox1.example."""
+    for host in (MOX1_HOST, f"mta-sts.{MOX1_DOMAIN}"):
+        wait_for(
+            f"mox1: certificate obtained for {host}",
+            lambda h=host: any('m="certificate obtained"' in x and f"host={h}" in x for x in net.hosts["mox1"].logs().splitlines()),  # type: ignore[misc]
+            120,
+            net.all_logs,
+        )
+
+
+def _imap_mox1(net: Network, account: str = "mjl") -> imaplib.IMAP4:
+    """IMAP on mox1 after STARTTLS verified with pebble's root of this run, logged in."""
     ctx = ssl.create_default_context(cadata=(net.state / "acme" / "root.pem").read_text())
-    subject = f"mox1 to mox2 {uuid.uuid4().hex[:8]}"
-    sender, rcpt = MOX1_ACCOUNTS["mjl"][0], MOX2_ACCOUNTS["mjl"][0]
-    msg = f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nfrom mox1 to mox2\r\n"
-    with smtplib.SMTP(net.ip("mox1"), 587, local_hostname="client.example", timeout=20) as s:
-        s._host = MOX1_HOST  # the name the certificate is checked against
-        s.starttls(context=ctx)
-        s.login(sender, MOX1_ACCOUNTS["mjl"][1])
-        assert s.sendmail(sender, [rcpt], msg.encode()) == {}
-    data = _fetch_by_subject(net, "mjl", subject, timeout=90)
+    im = imaplib.IMAP4(net.ip("mox1"), 143, timeout=20)
+    im.host = MOX1_HOST  # the name the certificate is checked against
+    im.starttls(ctx)
+    addr, password = MOX1_ACCOUNTS[account]
+    im.login(addr, password)
+    return im
+
+
+def _fetch_mox1(net: Network, subject: str, timeout: float = 90) -> bytes:
+    """The message with subject in mjl@mox1.example's Inbox; waits until it is there."""
+    deadline = time.monotonic() + timeout
+    im = _imap_mox1(net)
+    try:
+        while True:
+            assert im.select("INBOX")[0] == "OK"
+            typ, data = im.search(None, "SUBJECT", f'"{subject}"')
+            nums = data[0].split() if typ == "OK" and data and isinstance(data[0], bytes) else []
+            if nums:
+                typ, data = im.fetch(nums[-1], "(BODY.PEEK[])")
+                assert typ == "OK" and isinstance(data[0], tuple), data
+                return data[0][1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no message with subject {subject!r} at mox1 within {timeout}s\n{net.all_logs()}")
+            time.sleep(0.2)
+    finally:
+        im.logout()
+
+
+def _tls_result(net: Network, instance: str, policy_domain: str, policy_type: str, timeout: float = 30) -> dict[str, Any]:
+    """The TLS result instance recorded for policy_domain (written in batches every few seconds),
+    once it counts a successful session under a policy of policy_type; waits for it."""
+    found: list[dict[str, Any]] = []
+
+    def check() -> bool:
+        found[:] = [
+            p
+            for r in net.tls_results(instance)
+            if r["policy_domain"] == policy_domain
+            for p in r["results"]
+            if p["policy"]["policy-type"] == policy_type and p["summary"]["total-successful-session-count"] >= 1
+        ]
+        return bool(found)
+
+    wait_for(
+        f"{instance}: TLS result with a {policy_type} success for {policy_domain}",
+        check,
+        timeout,
+        lambda: f"{net.tls_results(instance)}\n{net.hosts[instance].logs()}",
+    )
+    return found[0]
+
+
+def _authresults(data: bytes, domain: str) -> str:
+    """The Authentication-Results of a delivered message, checked for spf, dkim and dmarc pass for domain."""
     m = email.message_from_bytes(data, policy=email.policy.compat32)
     ar = " ".join(m.get_all("Authentication-Results", []))
     for method in ("spf=pass", "dkim=pass", "dmarc=pass"):
         assert method in ar, f"{method} missing: {ar}\n{data.decode(errors='replace')}"
-    assert f"header.from={MOX1_DOMAIN}" in ar, ar
+    assert f"header.from={domain}" in ar, ar
     received = m.get_all("Received", [])[0]
     assert "TLS" in received or "ESMTPS" in received, received
-    # mox1 verified mox2's certificate with DANE (the TLSA record; by PKIX too, as mox2.example's
-    # MTA-STS policy is enforced: test_interop_mtasts_mox1_to_mox2_enforced).
-    handshake = [x for x in net.hosts["mox1"].logs().splitlines() if 'm="tls handshake done"' in x and "servername=mail.mox2.example" in x]
+    return ar
+
+
+def test_interop_client_submits_mox1_to_mox2(interop: Network) -> None:
+    """From the client container, submission on mox1 (submissions, port 465, its certificate from
+    pebble verified with pebble's root) to a user at mox2. An IMAP IDLE session on mox2 (aioimaplib,
+    opened before sending) reports the new message; its Authentication-Results show spf, dkim and
+    dmarc pass for mox1.example with the records from the signed zone; mox1 delivered with mox2's
+    certificate verified by DANE: its TLS results count a success for the tlsa policy of mox2's MX
+    host (and for mox2.example's MTA-STS policy)."""
+    net = interop
+    _wait_mox1_certificates(net)
+    subject = f"client mox1 to mox2 {uuid.uuid4().hex[:8]}"
+    rcpt = MOX2_ACCOUNTS["mjl"][0]
+
+    async def idle_and_submit() -> list[bytes]:
+        addr, password = MOX2_ACCOUNTS["mjl"]
+        client = aioimaplib.IMAP4_SSL(host=net.ip("mox2"), port=993, ssl_context=net.ssl_context(), timeout=30)
+        await client.wait_hello_from_server()
+        assert (await client.login(addr, password)).result == "OK"
+        assert (await client.select("INBOX")).result == "OK"
+        idle = await client.idle_start(timeout=90)
+        out = await asyncio.to_thread(net.client_submit, "mox1", "mjl", [rcpt], subject)
+        assert "certificate verified" in out and "authenticated" in out, out
+        pushed: list[bytes] = []
+        deadline = time.monotonic() + 90
+        while not any(re.fullmatch(rb"\d+ EXISTS", x) for x in pushed):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"IDLE on mox2 reported no new message within 90s: {pushed}\n{net.all_logs()}")
+            push = await client.wait_server_push(timeout=left)
+            if isinstance(push, list):
+                pushed += [x for x in push if isinstance(x, bytes)]
+        client.idle_done()
+        assert (await asyncio.wait_for(idle, 20)).result == "OK"
+        await client.logout()
+        return pushed
+
+    pushed = asyncio.run(idle_and_submit())
+    assert any(re.fullmatch(rb"\d+ EXISTS", x) for x in pushed), pushed
+    data = _fetch_by_subject(net, "mjl", subject, timeout=30)
+    _authresults(data, MOX1_DOMAIN)
+    # DANE: mox2's MX host publishes a TLSA record (DANE-EE, from mox2's key); mox1 records the
+    # outcome under the MX host as policy domain (RFC 8460 section 4.3.1, policy-type tlsa).
+    dane = _tls_result(net, "mox1", MOX2_HOST, "tlsa")
+    assert dane["summary"]["total-failure-session-count"] == 0 and dane["policy"]["policy-string"], dane
+    sts = _tls_result(net, "mox1", MOX2_DOMAIN, "sts")
+    assert f"mx: {MOX2_HOST}" in sts["policy"]["policy-string"], sts
+    handshake = [x for x in net.hosts["mox1"].logs().splitlines() if 'm="tls handshake done"' in x and f"servername={MOX2_HOST}" in x]
     assert handshake and all("daneverified=true" in x for x in handshake), net.hosts["mox1"].logs()
 
 
+def test_interop_client_submits_mox2_to_mox1_mtasts(interop: Network) -> None:
+    """From the client container, submission on mox2 (port 465, the test CA) to a user at mox1.
+    mox1.example publishes no TLSA record but an enforced MTA-STS policy (served by mox1 with a
+    certificate from pebble): mox2 fetches it, delivers PKIX-verified (trusting pebble's root of
+    this run) and records an sts success for mox1.example; mox1's Authentication-Results show spf,
+    dkim and dmarc pass for mox2.example."""
+    net = interop
+    _wait_mox1_certificates(net)
+    subject = f"client mox2 to mox1 {uuid.uuid4().hex[:8]}"
+    out = net.client_submit("mox2", "mjl", [MOX1_ACCOUNTS["mjl"][0]], subject)
+    assert "certificate verified" in out, out
+    data = _fetch_mox1(net, subject)
+    _authresults(data, MOX2_DOMAIN)
+    sts = _tls_result(net, "mox2", MOX1_DOMAIN, "sts")
+    assert "mode: enforce" in sts["policy"]["policy-string"] and sts["policy"]["mx-host"] == [MOX1_HOST], sts
+    assert sts["summary"]["total-failure-session-count"] == 0, sts
+    logs = net.hosts["mox2"].logs().splitlines()
+    assert any('m="mtasts policy fetched"' in x and f"domain={MOX1_DOMAIN}" in x for x in logs), "\n".join(logs)
+    handshakes = [x for x in logs if 'm="tls handshake done"' in x and f"servername={MOX1_HOST}" in x]
+    # No TLSA for mox1's MX: verified by PKIX alone, as the enforced policy requires.
+    assert handshakes and all("pkixverified=true" in x for x in handshakes), "\n".join(handshakes)
+
+
 def _submit_on_mox1(net: Network, rcpt: str, subject: str) -> None:
-    """Submission on mox1 (STARTTLS verified with pebble's root of this run) from mjl to rcpt."""
-    wait_for("mox1: certificate obtained", lambda: "certificate obtained" in net.hosts["mox1"].logs(), 120, net.all_logs)
-    ctx = ssl.create_default_context(cadata=(net.state / "acme" / "root.pem").read_text())
-    sender, password = MOX1_ACCOUNTS["mjl"]
-    msg = f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nmta-sts test\r\n"
-    with smtplib.SMTP(net.ip("mox1"), 587, local_hostname="client.example", timeout=20) as s:
-        s._host = MOX1_HOST  # the name the certificate is checked against
-        s.starttls(context=ctx)
-        s.login(sender, password)
-        assert s.sendmail(sender, [rcpt], msg.encode()) == {}
+    """Submission on mox1 from the client container (port 465, verified with pebble's root) from mjl to rcpt."""
+    _wait_mox1_certificates(net)
+    net.client_submit("mox1", "mjl", [rcpt], subject, body="mta-sts test\n")
 
 
 def test_interop_mtasts_policy_published(interop: Network) -> None:
