@@ -16,6 +16,8 @@ server runs as (interop_ctl_helpers).
 from __future__ import annotations
 
 import ast
+import base64
+import imaplib
 import inspect
 import json
 import re
@@ -458,3 +460,144 @@ def test_ctl_suppressions(interop: Network, mox1_rcpt: Account) -> None:
         subject = unique("ctl unsuppressed ")
         acc.submit([rcpt], subject)
         mox1_rcpt.wait_exported(f"Subject: {subject}")
+
+
+# Log levels.
+
+
+def _smtp_connect(net: Network, host: str) -> None:
+    with smtplib.SMTP(net.ip(host), 25, local_hostname="client.example", timeout=20) as s:
+        s.noop()
+
+
+def test_ctl_loglevels(interop: Network) -> None:
+    """loglevels lists the levels; a level for smtpserver (info) silences its debug lines for a
+    connection made meanwhile, and removing it brings them back. The shared level is restored."""
+    net = interop
+    assert "(default): debug" in mox(net, "mox2", "loglevels")
+    try:
+        mox(net, "mox2", "loglevels", "info", "smtpserver")
+        assert "smtpserver: info" in mox(net, "mox2", "loglevels").splitlines()
+        _smtp_connect(net, "mox2")  # logged (or not) before the greeting it waits for
+    finally:
+        mox(net, "mox2", "loglevels", "", "smtpserver")
+    assert "smtpserver" not in mox(net, "mox2", "loglevels")
+    _smtp_connect(net, "mox2")
+    logs = net.hosts["mox2"].logs()
+    start = logs.rindex('m="log level changed" pkg=serve package=smtpserver level=info')
+    end = logs.index('m="log level changed" pkg=serve package=smtpserver level=(removed)', start)
+    assert 'm="smtp connection"' not in logs[start:end], logs[start:end]
+    wait_for("mox2: smtpserver debug line after the level was removed", lambda: 'm="smtp connection"' in net.hosts["mox2"].logs()[end:], 10)
+
+
+# Import and message store maintenance.
+
+
+def _mbox(tag: str) -> bytes:
+    return (
+        f"From a@example.org Sat Jan  1 00:00:00 2022\n"
+        f"Subject: ctl one {tag}\nMessage-ID: <one.{tag}@example.org>\n\nbody one\n>From quoted\n\n"
+        f"From b@example.org Sat Jan  1 00:00:01 2022\n"
+        f"Subject: ctl two {tag}\nMessage-ID: <two.{tag}@example.org>\n\nbody two\n\n"
+        f"From c@example.org Sat Jan  1 00:00:02 2022\n"
+        f"Subject: Re: ctl one {tag}\nMessage-ID: <three.{tag}@example.org>\nIn-Reply-To: <one.{tag}@example.org>\n\nreply\n"
+    ).encode()
+
+
+def _put_file(net: Network, host: str, path: str, data: bytes) -> None:
+    sh(net, host, f"mkdir -p \"$(dirname {shlex.quote(path)})\" && echo {base64.b64encode(data).decode()} | base64 -d >{shlex.quote(path)}")
+
+
+def _select(im: imaplib.IMAP4, mailbox: str) -> tuple[int, int, list[int]]:
+    """(message count, UIDVALIDITY, UIDs) of mailbox, selected read-write."""
+    typ, data = im.select(mailbox)
+    assert typ == "OK", data
+    n = int(data[0] or b"0")
+    _typ, uv = im.response("UIDVALIDITY")
+    typ, data = im.uid("SEARCH", "ALL")
+    assert typ == "OK", data
+    uids = [int(x) for x in (data[0] or b"").split()]
+    return n, int(uv[0] or b"0"), uids
+
+
+def _subjects(im: imaplib.IMAP4) -> list[str]:
+    typ, data = im.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK", data
+    return [bytes(x[1]).decode().strip().removeprefix("Subject: ") for x in data if isinstance(x, tuple)]
+
+
+def test_ctl_import_and_store(interop: Network) -> None:
+    """import mbox/maildir into a new account on mox2 (read back over IMAP and with export), then
+    recalculatemailboxcounts, bumpuidvalidity, reassignuids, reassignthreads, and a backup that
+    verifydata accepts and whose export equals the live account's."""
+    net = interop
+    tag = unique("")
+    tmp = f"/tmp/ctlstore-{tag}"
+    with account(net, "mox2", "ctlstore") as acc:
+        try:
+            _put_file(net, "mox2", f"{tmp}/in.mbox", _mbox(tag))
+            _put_file(net, "mox2", f"{tmp}/md/cur/1700000000.a.host:2,S", f"Subject: ctl md1 {tag}\n\nseen\n".encode())
+            _put_file(net, "mox2", f"{tmp}/md/new/1700000001.b.host", f"Subject: ctl md2 {tag}\n\nnew\n".encode())
+            sh(net, "mox2", f"mkdir -p {tmp}/md/tmp")
+            mox(net, "mox2", "import", "mbox", acc.name, "Inbox", f"{tmp}/in.mbox")
+            mox(net, "mox2", "import", "maildir", acc.name, "Archive", f"{tmp}/md")
+            im = acc.imap()
+            try:
+                n, uidvalidity, uids = _select(im, "INBOX")
+                assert n == 3 and _subjects(im) == [f"ctl one {tag}", f"ctl two {tag}", f"Re: ctl one {tag}"]
+                typ, data = im.fetch("1", "(BODY.PEEK[TEXT])")
+                assert typ == "OK" and isinstance(data[0], tuple) and data[0][1] == b"body one\r\nFrom quoted\r\n", data
+                assert _select(im, "Archive")[0] == 2
+                assert sorted(_subjects(im)) == [f"ctl md1 {tag}", f"ctl md2 {tag}"]
+                typ, data = im.search(None, "SEEN")
+                assert typ == "OK" and len(data[0].split()) == 1, data
+
+                # Counts as kept by the server are right; IMAP STATUS agrees.
+                assert "all mailbox counts were correct" in mox(net, "mox2", "recalculatemailboxcounts", acc.name)
+                typ, data = im.status("INBOX", "(MESSAGES UNSEEN)")
+                assert typ == "OK" and b"MESSAGES 3" in data[0] and b"UNSEEN 3" in data[0], data
+
+                # A new UIDVALIDITY for the Inbox.
+                assert "Inbox" in mox(net, "mox2", "bumpuidvalidity", acc.name, "Inbox")
+                n, uidvalidity2, uids2 = _select(im, "INBOX")
+                assert uidvalidity2 != uidvalidity and uids2 == uids
+
+                # UIDs renumbered from 1 after an expunge left a gap.
+                im.store("2", "+FLAGS", "(\\Deleted)")
+                im.expunge()
+                assert _select(im, "INBOX")[2] == [uids[0], uids[2]]
+                im.logout()
+                mox(net, "mox2", "reassignuids", acc.name)
+                im = acc.imap()
+                n, uidvalidity3, uids3 = _select(im, "INBOX")
+                assert uids3 == [1, 2] and uidvalidity3 != uidvalidity2, (uids3, uidvalidity3)
+            finally:
+                im.logout()
+
+            # Threads: the reply belongs to its parent's thread, the rest are their own.
+            out = mox(net, "mox2", "reassignthreads", acc.name)
+            assert f"account {acc.name}: threads assigned to 4 messages" in out, out
+            query = (
+                "import sqlite3,json,sys; c=sqlite3.connect(sys.argv[1], uri=True); "
+                "print(json.dumps(c.execute('select id, subject_base, thread_id from message where expunged=0 order by id').fetchall()))"
+            )
+            rows = json.loads(sh(net, "mox2", f"/opt/moxmail/bin/python -c {shlex.quote(query)} 'file:data/accounts/{acc.name}/index.db?mode=ro'"))
+            # Rows in id order: the parent first, then its reply (same base subject), then the maildir's.
+            one = f"ctl one {tag}"
+            assert [(subject, tid) for (_id, subject, tid) in rows] == [
+                (one, rows[0][0]), (one, rows[0][0]), (f"ctl md1 {tag}", rows[2][0]), (f"ctl md2 {tag}", rows[3][0])
+            ], rows
+
+            # Backup: verifydata accepts it, and the account in it exports as the live one.
+            out = mox(net, "mox2", "backup", "-verbose", f"{tmp}/backup")
+            assert f"account {acc.name}: database copied" in out, out
+            assert sh(net, "mox2", f"test -f {tmp}/backup/data/accounts/{acc.name}/index.db && test -f {tmp}/backup/config/domains.conf && echo ok").strip() == "ok"
+            mox(net, "mox2", "verifydata", f"{tmp}/backup/data")
+            mox(net, "mox2", "export", "mbox", f"{tmp}/live", f"data/accounts/{acc.name}")
+            mox(net, "mox2", "export", "mbox", f"{tmp}/restored", f"{tmp}/backup/data/accounts/{acc.name}")
+            live = sh(net, "mox2", f"cat {tmp}/live/Inbox.mbox {tmp}/live/Archive.mbox")
+            assert f"Subject: Re: ctl one {tag}" in live and f"Subject: ctl two {tag}" not in live, live
+            assert f"Subject: ctl md1 {tag}" in live and ">From quoted" in live, live
+            assert sh(net, "mox2", f"diff -r {tmp}/live {tmp}/restored && echo same").strip().endswith("same")
+        finally:
+            sh(net, "mox2", f"rm -rf {tmp}", check=False)
