@@ -54,6 +54,22 @@ def mox_rc(net: Network, host: str, *args: str, stdin: str | None = None) -> tup
     return run(net, host, ["sh", "-c", cmd])
 
 
+def mox_batch(net: Network, host: str, commands: list[list[str]]) -> list[tuple[int, str]]:
+    """Several ``mox`` commands in one exec (each exec costs a few tenths of a second); (exit code,
+    output) of each, in order. All run, also after one fails."""
+    sep = f"--ctl-batch-{uuid.uuid4().hex}--"
+    script = "; ".join(f"mox {' '.join(shlex.quote(a) for a in args)} 2>&1; rc=$?; echo; echo {sep} $rc" for args in commands)
+    _code, out = run(net, host, ["sh", "-c", script])
+    results: list[tuple[int, str]] = []
+    rest = out
+    for _ in commands:
+        text, found, rest = rest.partition(f"\n{sep} ")
+        assert found, f"{host}: batch output incomplete:\n{out}"
+        code, _, rest = rest.partition("\n")
+        results.append((int(code), text))
+    return results
+
+
 def mox(net: Network, host: str, *args: str, stdin: str | None = None) -> str:
     """``mox ARGS``, which must succeed; its output."""
     code, out = mox_rc(net, host, *args, stdin=stdin)
@@ -179,6 +195,18 @@ def wait_exported(net: Network, host: str, account_name: str, mailbox: str, need
     return out
 
 
+def count_exported(net: Network, host: str, account_name: str, mailbox: str, needle: str) -> int:
+    """How many lines of account_name's mailbox (exported in host's container) contain needle; 0 when
+    the mailbox does not exist (yet)."""
+    d = f"/tmp/{unique('ctlexport')}"
+    script = (
+        f"mox export mbox -single {d} data/accounts/{shlex.quote(account_name)} {shlex.quote(mailbox)} >/dev/null 2>&1 "
+        f"&& cat {d}/*.mbox | grep -cF -- {shlex.quote(needle)}; rm -rf {d}; true"
+    )
+    out = sh(net, host, script).strip()
+    return int(out) if out.isdigit() else 0
+
+
 def quoted(s: str) -> str:
     """An IMAP quoted string (for SEARCH arguments with spaces)."""
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -194,9 +222,11 @@ class Account:
         self.password = f"pw-{uuid.uuid4().hex}"
 
     def create(self) -> Account:
-        out = mox(self.net, self.host, "config", "account", "add", self.name, self.address)
+        """config account add and setaccountpassword, in one exec."""
+        add = f"mox config account add {shlex.quote(self.name)} {shlex.quote(self.address)}"
+        setpw = f"printf '%s\\n' {shlex.quote(self.password)} | mox setaccountpassword {shlex.quote(self.name)}"
+        out = sh(self.net, self.host, f"set -e; {add}; {setpw}")
         assert "account added" in out, out
-        mox(self.net, self.host, "setaccountpassword", self.name, stdin=self.password + "\n")
         return self
 
     def remove(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import datetime
 import imaplib
 import inspect
 import json
@@ -24,15 +25,18 @@ import re
 import shlex
 import smtplib
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from interop_ctl_helpers import (
     Account,
     account,
+    count_exported,
     login_refused,
     mox,
+    mox_batch,
     mox_fails,
     mox_rc,
     quoted,
@@ -40,8 +44,9 @@ from interop_ctl_helpers import (
     search,
     sh,
     unique,
+    wait_exported,
 )
-from interop_net import MOX2_DOMAIN, Network, wait_for
+from interop_net import MOX1_DOMAIN, MOX1_HOST, MOX2_DOMAIN, Network, wait_for
 
 # The first interop test of a session also waits for the network (image builds on a cold cache).
 pytestmark = pytest.mark.timeout(900)
@@ -153,9 +158,9 @@ def test_ctl_table_complete() -> None:
             assert c in cli, f"{name}: no CLI command {c!r}"
         assert callable(globals().get(case.test)), f"{name}: no test {case.test}"
     # The CLI side: a command whose code names a ctl command sends it (checked per command).
-    for c in main.COMMANDS:
-        for ctl_name in _string_constants(c.fn) & served:
-            assert c.name in CTL_COMMANDS[ctl_name].cli, f"CLI command {c.name!r} sends {ctl_name!r}: list it in CTL_COMMANDS"
+    for command in main.COMMANDS:
+        for ctl_name in _string_constants(command.fn) & served:
+            assert command.name in CTL_COMMANDS[ctl_name].cli, f"CLI command {command.name!r} sends {ctl_name!r}: list it in CTL_COMMANDS"
 
 
 # Accounts and addresses.
@@ -232,7 +237,8 @@ def _send_refused(acc: Account, rcpts: list[str], subject: str) -> str:
         return str(e.recipients)
     except smtplib.SMTPResponseException as e:
         assert 500 <= e.smtp_code < 600, e
-        return f"{e.smtp_code} {e.smtp_error.decode(errors='replace')}"
+        err = e.smtp_error
+        return f"{e.smtp_code} {err.decode(errors='replace') if isinstance(err, bytes) else err}"
     raise AssertionError(f"submission of {subject!r} by {acc.address} to {rcpts} was accepted")
 
 
@@ -267,33 +273,37 @@ def test_ctl_domains_and_aliases(interop: Network) -> None:
 
         # An alias with the owner as member: mail to it reaches the owner.
         assert rcpt_reply(net, "mox2", alias)[0] == 550
-        mox(net, "mox2", "config", "alias", "add", alias, owner.address)
-        assert mox(net, "mox2", "config", "alias", "list", dom).split() == [alias]
-        printed = mox(net, "mox2", "config", "alias", "print", alias)
+        (code, out), (_, listed), (_, printed) = mox_batch(net, "mox2", [
+            ["config", "alias", "add", alias, owner.address],
+            ["config", "alias", "list", dom],
+            ["config", "alias", "print", alias],
+        ])  # fmt: skip
+        assert code == 0, out
+        assert listed.split() == [alias], listed
         assert "# postpublic true" in printed and printed.splitlines()[-1] == owner.address, printed
         assert rcpt_reply(net, "mox2", alias)[0] == 250
         subject = unique("ctl alias ")
         other.submit([alias], subject)
         owner.wait_message(["SUBJECT", quoted(subject)])
         # A second member gets alias mail too (a member posting gets no copy of its own, as upstream).
-        mox(net, "mox2", "config", "alias", "addaddr", alias, other.address)
-        assert mox(net, "mox2", "config", "alias", "print", alias).splitlines()[-2:] == [owner.address, other.address]
+        (code, out), (_, printed) = mox_batch(net, "mox2", [["config", "alias", "addaddr", alias, other.address], ["config", "alias", "print", alias]])
+        assert code == 0 and printed.splitlines()[-2:] == [owner.address, other.address], (out, printed)
         subject = unique("ctl alias member ")
         owner.submit([alias], subject)
         other.wait_message(["SUBJECT", quoted(subject)])
         # Members only: members still post, others are refused.
-        mox(net, "mox2", "config", "alias", "update", alias, "-postpublic", "false")
-        assert "# postpublic false" in mox(net, "mox2", "config", "alias", "print", alias)
+        (code, out), (_, printed) = mox_batch(net, "mox2", [["config", "alias", "update", alias, "-postpublic", "false"], ["config", "alias", "print", alias]])
+        assert code == 0 and "# postpublic false" in printed, (out, printed)
         subject = unique("ctl alias closed member ")
         owner.submit([alias], subject)
         other.wait_message(["SUBJECT", quoted(subject)])
-        mox(net, "mox2", "config", "alias", "rmaddr", alias, other.address)
-        assert mox(net, "mox2", "config", "alias", "print", alias).splitlines()[-1] == owner.address
+        (code, out), (_, printed) = mox_batch(net, "mox2", [["config", "alias", "rmaddr", alias, other.address], ["config", "alias", "print", alias]])
+        assert code == 0 and printed.splitlines()[-1] == owner.address, (out, printed)
         refusal = _send_refused(other, [alias], unique("ctl alias closed "))
         assert "only members" in refusal, refusal
 
-        mox(net, "mox2", "config", "alias", "rm", alias)
-        assert mox(net, "mox2", "config", "alias", "list", dom).strip() == ""
+        (code, out), (_, listed) = mox_batch(net, "mox2", [["config", "alias", "rm", alias], ["config", "alias", "list", dom]])
+        assert code == 0 and listed.strip() == "", (out, listed)
         assert rcpt_reply(net, "mox2", alias)[0] == 550
 
         # The domain goes once no account has an address in it; its account receives its reports, so
@@ -303,11 +313,14 @@ def test_ctl_domains_and_aliases(interop: Network) -> None:
         code, text = rcpt_reply(net, "mox2", owner.address)
         assert code == 550 and "relaying" in text, (code, text)
     finally:
-        mox_rc(net, "mox2", "config", "alias", "rm", alias)
-        mox_rc(net, "mox2", "config", "address", "rm", owner.address)
-        mox_rc(net, "mox2", "config", "domain", "rm", dom)
-        owner.remove()
-        other.remove()
+        # Whatever is left after a failure (commands for things already gone fail harmlessly).
+        mox_batch(net, "mox2", [
+            ["config", "alias", "rm", alias],
+            ["config", "address", "rm", owner.address],
+            ["config", "domain", "rm", dom],
+            ["config", "account", "rm", owner.name],
+            ["config", "account", "rm", other.name],
+        ])  # fmt: skip
         # config domain rm keeps the DKIM keys renamed (as upstream); these are the test's own.
         sh(net, "mox2", f"rm -f config/dkim/*._domainkey.{dom}.*", check=False)
 
@@ -549,13 +562,13 @@ def test_ctl_import_and_store(interop: Network) -> None:
                 assert typ == "OK" and isinstance(data[0], tuple) and data[0][1] == b"body one\r\nFrom quoted\r\n", data
                 assert _select(im, "Archive")[0] == 2
                 assert sorted(_subjects(im)) == [f"ctl md1 {tag}", f"ctl md2 {tag}"]
-                typ, data = im.search(None, "SEEN")
-                assert typ == "OK" and len(data[0].split()) == 1, data
+                assert len(search(im, "Archive", "SEEN")) == 1
 
                 # Counts as kept by the server are right; IMAP STATUS agrees.
                 assert "all mailbox counts were correct" in mox(net, "mox2", "recalculatemailboxcounts", acc.name)
                 typ, data = im.status("INBOX", "(MESSAGES UNSEEN)")
-                assert typ == "OK" and b"MESSAGES 3" in data[0] and b"UNSEEN 3" in data[0], data
+                status = data[0]
+                assert typ == "OK" and isinstance(status, bytes) and b"MESSAGES 3" in status and b"UNSEEN 3" in status, data
 
                 # A new UIDVALIDITY for the Inbox.
                 assert "Inbox" in mox(net, "mox2", "bumpuidvalidity", acc.name, "Inbox")
@@ -601,3 +614,106 @@ def test_ctl_import_and_store(interop: Network) -> None:
             assert sh(net, "mox2", f"diff -r {tmp}/live {tmp}/restored && echo same").strip().endswith("same")
         finally:
             sh(net, "mox2", f"rm -rf {tmp}", check=False)
+
+
+# Reports.
+
+
+def test_ctl_sendreports(interop: Network, mox1_rcpt: Account) -> None:
+    """tlsrpt sendreports on mox2 and dmarc sendreports on mox1 after a delivery from mox2 to mox1:
+    mox2's TLS report for mox1.example arrives at mox1's TLSRPT address, mox1's DMARC aggregate report
+    about mox2.example at mox2's DMARC address (both in account mjl's report mailboxes, read from the
+    account files without changing them).
+
+    Sending reports consumes the stored results and evaluations of the day/interval, also those of
+    other tests' deliveries made earlier in the session; tests that trigger reports themselves deliver
+    first, so they get their own."""
+    net = interop
+    with account(net, "mox2", "ctlrpt") as acc:
+        subject = unique("ctl reports ")
+        acc.submit([mox1_rcpt.address], subject)
+        mox1_rcpt.wait_exported(f"Subject: {subject}")
+    wait_for(
+        "mox2: delivery to mox1 done (queue empty for it)",
+        lambda: f"to:{mox1_rcpt.address}" not in mox(net, "mox2", "queue", "list"),
+        30,
+        net.hosts["mox2"].logs,
+    )
+
+    # The queue writes TLS results in batches (mox.queue.remote.RESULTS_FLUSH, 5 s) and sendreports
+    # does not flush them first: repeat until the delivery's results are in a report.
+    today = datetime.datetime.now(datetime.UTC)
+    day = today.strftime("%Y-%m-%d")
+    # Report IDs are per domain and day (RFC 8460 section 4.4): count this one's messages.
+    tls_id = f"{today.strftime('%Y%m%d')}.{MOX1_DOMAIN}@{MOX2_DOMAIN}"
+    before = count_exported(net, "mox1", "mjl", "TLSRPT", f"Report-ID: <{tls_id}>")
+    sent = _until_reported(net, "mox2", ["tlsrpt", "sendreports", day], lambda r: r["policy_domain"] == MOX1_DOMAIN and r["is_recipient_domain"])
+    assert sent["error"] == "" and sent["queued"] == [f"tls-reports@{MOX1_DOMAIN}"] and sent["report_id"] == tls_id, sent
+    wait_for(
+        "mox1: the TLS report in mjl's TLSRPT mailbox",
+        lambda: count_exported(net, "mox1", "mjl", "TLSRPT", f"Report-ID: <{tls_id}>") > before,
+        60,
+        net.hosts["mox1"].logs,
+    )
+    msg = wait_exported(net, "mox1", "mjl", "TLSRPT", f"Report-ID: <{tls_id}>")
+    assert f"Report Domain: {MOX1_DOMAIN} Submitter: {MOX2_DOMAIN}" in msg, msg
+
+    # DMARC: the reporting hour ending at the next midnight UTC covers every interval (RFC 7489 ri).
+    midnight = (today + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    sent = _until_reported(net, "mox1", ["dmarc", "sendreports", midnight.strftime("%Y-%m-%dT%H:%M:%SZ")], lambda r: r["domain"] == MOX2_DOMAIN)
+    assert sent["error"] == "" and sent["queued"] and sent["report_id"], sent
+    msg = wait_exported(net, "mox2", "mjl", "DMARC", sent["report_id"], timeout=60)
+    assert f"Report Domain: {MOX2_DOMAIN} Submitter: {MOX1_HOST}" in msg, msg
+
+
+def _until_reported(net: Network, host: str, args: list[str], match: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+    """Run `mox ARGS` (a sendreports command) until its JSON result has an entry that matches; that entry."""
+    found: list[dict[str, Any]] = []
+    outputs: list[str] = []
+
+    def check() -> bool:
+        out = mox(net, host, *args)
+        outputs.append(out)
+        found.extend(r for r in json.loads(out) if match(r))
+        return bool(found)
+
+    wait_for(f"{host}: mox {' '.join(args)} reporting the delivery", check, timeout, lambda: "\n".join(outputs) + net.hosts[host].logs())
+    assert len(found) == 1, found
+    return found[0]
+
+
+# Stopping: on an instance of the test's own, not the shared ones.
+
+
+def test_ctl_stop(interop: Network) -> None:
+    """mox stop ends a `mox serve` started for this test in the localserve container (a config made
+    by mox.config.example on 127.0.0.1): the server exits 0 after saying so, its pid file and ctl
+    socket are gone, and ctl commands fail afterwards. The shared instances keep running."""
+    net = interop
+    d = f"/tmp/{unique('ctlstop')}"
+    script = textwrap.dedent(f"""
+        set -e
+        /opt/moxmail/bin/python -m mox.config.example {d} >/dev/null
+        cd {d}
+        mox -config config/mox.conf serve >serve.log 2>&1 &
+        pid=$!
+        for i in $(seq 1 200); do grep -q 'm="mox started"' serve.log && break; sleep 0.05; done
+        test -f data/mox.pid && test -S data/ctl
+        mox -config config/mox.conf loglevels
+        mox -config config/mox.conf stop
+        rc=0; wait $pid || rc=$?
+        echo "serve exit $rc"
+        test -e data/mox.pid || echo "pid file gone"
+        test -e data/ctl || echo "ctl socket gone"
+        mox -config config/mox.conf loglevels || echo "loglevels exit $?"
+        tail -n 1 serve.log
+    """)
+    try:
+        out = sh(net, "localserve", script)
+    finally:
+        sh(net, "localserve", f"rm -rf {d}", check=False)
+    lines = out.splitlines()
+    assert "(default): info" in lines and "mox stopped" in lines, out
+    for want in ("serve exit 0", "pid file gone", "ctl socket gone", "loglevels exit 1"):
+        assert want in lines, out
+    assert 'm="mox stopped"' in lines[-1], out
