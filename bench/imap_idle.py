@@ -27,6 +27,7 @@ its memory needs ``--pid`` (else n/a).
 from __future__ import annotations
 
 import argparse
+import imaplib
 import random
 import smtplib
 import socket
@@ -121,7 +122,10 @@ def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, smt
         for _ in range(args.conns):
             if time.monotonic() > deadline:
                 raise SystemExit(f"IMAP connections: not done within --timeout {args.timeout} s")
-            imaps.append(imap_login(host, imap_port, args.user, args.password, src.next()))
+            try:
+                imaps.append(imap_login(host, imap_port, args.user, args.password, src.next()))
+            except (TimeoutError, imaplib.IMAP4.error) as e:
+                raise SystemExit(f"IMAP connection {len(imaps) + 1}: {e!r} (a server process limit?)") from None
         time.sleep(args.settle)
         after = mem_kib(pid)
     finally:
@@ -137,8 +141,11 @@ def conns_memory(host: str, smtp_port: int, imap_port: int, pid: int | None, smt
             if time.monotonic() > deadline:
                 raise SystemExit(f"SMTP connections: not done within --timeout {args.timeout} s")
             cls = smtplib.LMTP if args.lmtp else smtplib.SMTP
-            s = cls(host, smtp_port, timeout=30, source_address=src.next())
-            s.ehlo("bench.example")
+            try:
+                s = cls(host, smtp_port, timeout=30, source_address=src.next())
+                s.ehlo("bench.example")
+            except (TimeoutError, smtplib.SMTPException) as e:
+                raise SystemExit(f"SMTP connection {len(smtps) + 1}: {e!r} (a server process limit?)") from None
             smtps.append(s)
         time.sleep(args.settle)
         after = mem_kib(smtp_pid)

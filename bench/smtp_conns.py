@@ -40,7 +40,10 @@ def measure(host: str, kind: str, port: int, n: int, pid: int | None, ctx: ssl.S
             s = socket.create_connection((host, port), timeout=30, source_address=src.next())
             if ctx is not None:
                 s = ctx.wrap_socket(s, server_hostname="localhost")
-            greeting = s.recv(512)
+            try:
+                greeting = s.recv(512)
+            except TimeoutError:
+                raise SystemExit(f"{kind}: connection {len(conns) + 1}: no greeting within 30 s (a server process limit?)") from None
             if not greeting.startswith(b"220"):
                 raise SystemExit(f"{kind}: connection {len(conns)}: no 220 greeting: {greeting!r}")
             conns.append(s)
