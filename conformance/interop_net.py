@@ -606,12 +606,53 @@ class Network:
         return p.read_text(errors="replace") if p.exists() else ""
 
     def imap(self, account: str, host: str = "mox2") -> imaplib.IMAP4:
-        """A logged-in IMAP session from the host to host:143 after STARTTLS verified with the test CA."""
-        addr, password = MOX2_ACCOUNTS[account]
+        """A logged-in IMAP session from the host to host:143 after STARTTLS, verified with the test CA
+        (mox2), or for mox1 with pebble's root of this run and the name mail.mox1.example."""
+        if host == "mox1":
+            addr, password = MOX1_ACCOUNTS[account]
+            ctx = ssl.create_default_context(cadata=(self.state / "acme" / "root.pem").read_text())
+        else:
+            addr, password = MOX2_ACCOUNTS[account]
+            ctx = self.ssl_context()
         im = imaplib.IMAP4(self.ip(host), 143, timeout=20)
-        im.starttls(self.ssl_context())
+        if host == "mox1":
+            im.host = MOX1_HOST  # the name the certificate is checked against
+        im.starttls(ctx)
         im.login(addr, password)
         return im
+
+    def fetch_message(self, host: str, account: str, criteria: list[str], mailbox: str = "INBOX", timeout: float = 60) -> bytes:
+        """The newest message matching the IMAP SEARCH criteria in account's mailbox on host (mox1,
+        mox2), read over IMAP; waits until there is one."""
+        deadline = time.monotonic() + timeout
+        im = self.imap(account, host)
+        try:
+            while True:
+                typ, data = im.select(mailbox)
+                if typ == "OK":
+                    typ, data = im.search(None, *criteria)
+                    nums = data[0].split() if typ == "OK" and data and isinstance(data[0], bytes) else []
+                    if nums:
+                        typ, data = im.fetch(nums[-1], "(BODY.PEEK[])")
+                        part = data[0] if typ == "OK" and data else None
+                        if not isinstance(part, tuple):
+                            raise AssertionError(f"fetch from {host} {account} {mailbox}: {typ} {data}")
+                        return part[1]
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no message {criteria} in {mailbox} of {account} on {host} within {timeout}s\n{self.all_logs()}")
+                time.sleep(0.2)
+        finally:
+            im.logout()
+
+    def wait_mox1_certificates(self) -> None:
+        """Wait until mox1 obtained its certificates from pebble: its host name and mta-sts.mox1.example."""
+        for name in (MOX1_HOST, f"mta-sts.{MOX1_DOMAIN}"):
+            wait_for(
+                f"mox1: certificate obtained for {name}",
+                lambda n=name: any('m="certificate obtained"' in x and f"host={n}" in x for x in self.hosts["mox1"].logs().splitlines()),  # type: ignore[misc]
+                120,
+                self.all_logs,
+            )
 
     def submission(self, account: str, host: str = "mox2") -> smtplib.SMTP:
         """An authenticated SMTP submission session from the host to host:587 after verified STARTTLS."""

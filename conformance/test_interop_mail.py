@@ -309,45 +309,12 @@ def test_interop_mox2_delivers_to_postfix(interop: Network) -> None:
 
 
 def _wait_mox1_certificates(net: Network) -> None:
-    """mox1 obtained its certificates from pebble: its host name and mta-sts.mox1.example."""
-    for host in (MOX1_HOST, f"mta-sts.{MOX1_DOMAIN}"):
-        wait_for(
-            f"mox1: certificate obtained for {host}",
-            lambda h=host: any('m="certificate obtained"' in x and f"host={h}" in x for x in net.hosts["mox1"].logs().splitlines()),  # type: ignore[misc]
-            120,
-            net.all_logs,
-        )
-
-
-def _imap_mox1(net: Network, account: str = "mjl") -> imaplib.IMAP4:
-    """IMAP on mox1 after STARTTLS verified with pebble's root of this run, logged in."""
-    ctx = ssl.create_default_context(cadata=(net.state / "acme" / "root.pem").read_text())
-    im = imaplib.IMAP4(net.ip("mox1"), 143, timeout=20)
-    im.host = MOX1_HOST  # the name the certificate is checked against
-    im.starttls(ctx)
-    addr, password = MOX1_ACCOUNTS[account]
-    im.login(addr, password)
-    return im
+    net.wait_mox1_certificates()
 
 
 def _fetch_mox1(net: Network, subject: str, timeout: float = 90) -> bytes:
     """The message with subject in mjl@mox1.example's Inbox; waits until it is there."""
-    deadline = time.monotonic() + timeout
-    im = _imap_mox1(net)
-    try:
-        while True:
-            assert im.select("INBOX")[0] == "OK"
-            typ, data = im.search(None, "SUBJECT", f'"{subject}"')
-            nums = data[0].split() if typ == "OK" and data and isinstance(data[0], bytes) else []
-            if nums:
-                typ, data = im.fetch(nums[-1], "(BODY.PEEK[])")
-                assert typ == "OK" and isinstance(data[0], tuple), data
-                return data[0][1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no message with subject {subject!r} at mox1 within {timeout}s\n{net.all_logs()}")
-            time.sleep(0.2)
-    finally:
-        im.logout()
+    return net.fetch_message("mox1", "mjl", ["SUBJECT", f'"{subject}"'], timeout=timeout)
 
 
 def _tls_result(net: Network, instance: str, policy_domain: str, policy_type: str, timeout: float = 30) -> dict[str, Any]:
