@@ -3,15 +3,15 @@
 One aiohttp low-level handler per endpoint (ip, port, tls). Requests are
 routed first to the system handlers, matched on host name and path as
 upstream does, then on WebserverHTTP(S) ports to upstream's web server redirects
-(``WebDomainRedirects``; plain HTTP to HTTPS for requests a ``WebHandler``
-matches), then to the web services configured on the port (account,
+(``WebDomainRedirects``) and ``WebHandlers`` (mox.http.webhandlers: static
+files, redirects, reverse proxy; plain HTTP to HTTPS for requests a
+``WebHandler`` matches), then to the web services configured on the port (account,
 admin, webmail, webapi), which come with the web issue and answer 503 with
 an explanation until then.
 """
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from aiohttp import web
 
 from mox import mlog
 from mox.dns.domain import Domain, DomainError, parse_domain
-from mox.http import autoconf
+from mox.http import autoconf, webhandlers
 from mox.http.clientconfig import ClientConfigError, client_config_domain
 from mox.smtp.address import AddressError, parse_address
 
@@ -115,7 +115,7 @@ class HTTPEndpoint:
                     return self._autoconfig(request, dom)
                 return await self._autodiscover(request)
         if self.webserver:
-            resp = self._webserver(request, host)
+            resp = await self._webserver(request, host)
             if resp is not None:
                 return resp
         for svc in self.web_services:
@@ -126,18 +126,18 @@ class HTTPEndpoint:
                 )
         return _text(404, "404 - not found\n")
 
-    def _webserver(self, request: web.BaseRequest, host: Domain | None) -> web.StreamResponse | None:
-        """Upstream's web server redirects, after the system handlers and before the web services.
+    async def _webserver(self, request: web.BaseRequest, host: Domain | None) -> web.StreamResponse | None:
+        """Upstream's web server, after the system handlers and before the web services.
 
         - A host in WebDomainRedirects: a permanent redirect (308, RFC 9110
           section 15.4.9) to https on the target host, with the same path and
           query, for plain HTTP and HTTPS alike.
-        - A request over plain HTTP that a WebHandler matches (Domain and
-          PathRegexp): a permanent redirect to the same URL over https, unless
-          the handler has DontRedirectPlainHTTP.
+        - The WebHandlers matching host and (cleaned) path, in order: over plain
+          HTTP a permanent redirect to the same URL over https, unless the
+          handler has DontRedirectPlainHTTP; otherwise what the handler serves
+          (mox.http.webhandlers), or the next match when it declines.
 
-        None when neither applies. What a matched handler serves itself
-        (WebStatic, WebRedirect, WebForward, WebInternal) is not built yet: 503.
+        None when nothing applies.
         """
         if host is None:
             return None
@@ -150,24 +150,13 @@ class HTTPEndpoint:
             except DomainError:
                 continue
             return _redirect(f"https://{target.ascii}{_request_target(request)}")
-        for i, wh in enumerate(dyn.WebHandlers):
-            if wh.Domain != "*":
-                try:
-                    if parse_domain(wh.Domain) != host:
-                        continue
-                except DomainError:
-                    continue
-            try:
-                if re.match(wh.PathRegexp, request.path) is None:
-                    continue
-            except re.error:
-                continue
-            if not self.ep.tls and not wh.DontRedirectPlainHTTP:
+        path = webhandlers.clean_path(request.path)
+        for m in webhandlers.matches(dyn.WebHandlers, host, path):
+            if not self.ep.tls and not m.handler.DontRedirectPlainHTTP:
                 return _redirect(f"https://{host.ascii}{_request_target(request)}")
-            name = wh.LogName or f"WebHandlers[{i}]"
-            return _text(
-                503, f"moxmail: web handler {name} is not available yet in this version\n", **{"Retry-After": "3600"}
-            )
+            resp = await webhandlers.serve(webhandlers.Request(request, path, self.ep.tls), m)
+            if resp is not None:
+                return resp
         return None
 
     def _acme_challenge(self, token: str) -> web.Response:

@@ -16,7 +16,7 @@ def not_implemented_features(cfg: Config) -> list[str]:
     for name, lst in sorted(s.Listeners.items()):
         web = [
             svc
-            for svc in (*WEB_SERVICES, "MetricsHTTP", "PprofHTTP", "WebserverHTTP", "WebserverHTTPS")
+            for svc in (*WEB_SERVICES, "MetricsHTTP", "PprofHTTP")
             if getattr(lst, svc).Enabled
         ]
         if web:
@@ -26,7 +26,7 @@ def not_implemented_features(cfg: Config) -> list[str]:
     checks = [
         (s.CheckUpdates, "CheckUpdates"),
         (any(t.Socks is not None for t in s.Transports.values()), "Transports.*.Socks"),
-        (bool(d.WebHandlers), "WebHandlers (plain HTTP is redirected to HTTPS; matched requests answer 503)"),
+        (any(wh.WebInternal is not None for wh in d.WebHandlers), "WebHandlers with WebInternal (matched requests answer 503)"),
         (bool(d.MonitorDNSBLs), "MonitorDNSBLs"),
         (any(a.JunkFilter for a in d.Accounts.values()), "Accounts.*.JunkFilter"),
         (any(a.OutgoingWebhook or a.IncomingWebhook for a in d.Accounts.values()), "Accounts.*.Webhooks"),

@@ -96,13 +96,13 @@ async def test_plain_http_to_https_for_webhandlers(serve: Serve) -> None:
     # A path the handler does not match: not redirected, on to the web services (here AccountHTTP at /).
     status, _, _ = await _get(base + "/other", "www.example")
     assert status == 503
-    # DontRedirectPlainHTTP: no redirect; what the handler serves is not built yet.
-    status, body, headers = await _get(base + "/x", "plain.example")
-    assert status == 503 and "Location" not in headers and "web handler WebHandlers[1]" in body
-    # Over HTTPS the handler itself answers, no redirect.
+    # DontRedirectPlainHTTP: no redirect to HTTPS; the handler (a WebRedirect) answers itself.
+    status, _, headers = await _get(base + "/x", "plain.example")
+    assert (status, headers["Location"]) == (308, "https://x.example/x")
+    # Over HTTPS the handler itself answers, no redirect to HTTPS.
     tls = await serve(["WebserverHTTPS"], True)
-    status, body, headers = await _get(tls + "/site/x", "www.example")
-    assert status == 503 and "Location" not in headers and "web handler site" in body
+    status, _, headers = await _get(tls + "/site/x", "www.example")
+    assert (status, headers["Location"]) == (308, "https://x.example/site/x")
 
 
 async def test_system_handlers_stay_on_plain_http(serve: Serve) -> None:
