@@ -32,6 +32,7 @@ import base64
 import binascii
 import contextlib
 import email.utils
+import errno
 import hashlib
 import html
 import ipaddress
@@ -557,7 +558,7 @@ async def serve_static(req: Request, h: model.WebStatic, compress: bool) -> web.
     except PermissionError:
         return _text(403, "403 - permission denied")
     except OSError as e:
-        if e.errno in (36,):  # ENAMETOOLONG
+        if e.errno == errno.ENAMETOOLONG:
             return _not_found()
         log.errorx("stat for static file", e, path=fspath)
         return _text(500, "500 - internal server error")
@@ -572,7 +573,7 @@ async def serve_static(req: Request, h: model.WebStatic, compress: bool) -> web.
     if not is_dir:
         if not stat.S_ISREG(st.st_mode):
             return _text(403, "403 - permission denied")
-        return await _serve_file(req, real, st, None, h.ResponseHeaders, compress)
+        return await _serve_file(req, real, fspath, st, None, h.ResponseHeaders, compress)
 
     index = os.path.join(real, "index.html")
     try:
@@ -585,7 +586,7 @@ async def serve_static(req: Request, h: model.WebStatic, compress: bool) -> web.
     if ist is not None and stat.S_ISREG(ist.st_mode):
         if not _inside(ireal, realroot):
             return _text(403, "403 - forbidden - outside of root")
-        return await _serve_file(req, ireal, ist, "text/html; charset=utf-8", h.ResponseHeaders, compress)
+        return await _serve_file(req, ireal, index, ist, "text/html; charset=utf-8", h.ResponseHeaders, compress)
     if not h.ListFiles:
         return None if h.ContinueNotFound else _text(403, "403 - permission denied")
     try:
@@ -661,12 +662,15 @@ def _etag(st: os.stat_result, gz: bool) -> str:
 async def _serve_file(
     req: Request,
     real: str,
+    name: str,
     st: os.stat_result,
     content_type: str | None,
     response_headers: dict[str, str],
     compress: bool,
 ) -> web.StreamResponse:
-    """A file with conditional requests and ranges as RFC 9110 sections 13 and 14 (and Go's ServeContent)."""
+    """A file with conditional requests and ranges as RFC 9110 sections 13 and 14 (and Go's ServeContent).
+
+    real is the path to read, name the requested one (its extension gives the Content-Type)."""
     from aiohttp import web
 
     r = req.r
@@ -682,7 +686,7 @@ async def _serve_file(
         for k, v in response_headers.items():
             headers[k] = v
         if "Content-Type" not in headers:
-            headers["Content-Type"] = content_type or content_type_for(real, head)
+            headers["Content-Type"] = content_type or content_type_for(name, head)
         ctype = headers["Content-Type"]
         rng = r.headers.get("Range")
         gz = (
@@ -786,19 +790,25 @@ async def _serve_file(
         await resp.prepare(r)
         if r.method == "HEAD":
             return resp
-        for offset, n, ph in parts:
-            if ph:
-                await resp.write(ph)
-            end = offset + n
-            while offset < end:
-                chunk = await loop.run_in_executor(None, os.pread, fd, min(CHUNK_SIZE, end - offset), offset)
-                if not chunk:
-                    raise OSError(f"file {real} shrank while serving it")
-                offset += len(chunk)
-                await resp.write(chunk)
-        if len(parts) > 1:
-            await resp.write(trailer)
-        await resp.write_eof()
+        try:
+            for offset, n, ph in parts:
+                if ph:
+                    await resp.write(ph)
+                end = offset + n
+                while offset < end:
+                    chunk = await loop.run_in_executor(None, os.pread, fd, min(CHUNK_SIZE, end - offset), offset)
+                    if not chunk:
+                        raise OSError(f"file {real} shrank while serving it")
+                    offset += len(chunk)
+                    await resp.write(chunk)
+            if len(parts) > 1:
+                await resp.write(trailer)
+            await resp.write_eof()
+        except OSError as e:
+            # The status line went out already: end the connection so the client sees an incomplete response.
+            log.debugx("serving static file", e, path=real)
+            if r.transport is not None:
+                r.transport.close()
         return resp
     finally:
         os.close(fd)
@@ -828,8 +838,6 @@ def serve_redirect(req: Request, h: model.WebRedirect) -> web.Response | None:
     if scheme == reqscheme and host == req.r.host and dst == path:
         return None
     location = urllib.parse.urlunsplit((scheme, host, _quote_path(dst), query, fragment))
-    if host and not scheme:
-        location = "//" + host + location.removeprefix("//" + host)
     return redirect_response(h.StatusCode or 308, location)
 
 
