@@ -4,7 +4,7 @@
 #
 #   interop/run.sh up          bring it up (builds images when their inputs changed), print env
 #   interop/run.sh env         print hosts' addresses, config paths, accounts, CA as shell variables
-#   interop/run.sh shell HOST  a shell in a host's container (dns, postfix, mox2)
+#   interop/run.sh shell HOST  a shell in a host's container (dns, acme, mox1, mox2, postfix, client, localserve)
 #   interop/run.sh logs HOST   a host's container log
 #   interop/run.sh down        take it down (also removes leftovers of crashed runs)
 #   interop/run.sh test [ARGS] run the interop conformance tests (they bring up their own network)
