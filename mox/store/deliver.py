@@ -74,6 +74,18 @@ def _canonical(cfg: Config, address: str) -> str:
     return f"{format_localpart(lp)}@{a.domain.name}"
 
 
+def _host_tlsrpt_recipient(cfg: Config, rcpt: Address) -> Recipient | None:
+    """The HostTLSRPT address (mox.conf) at our host name, which need not be a configured domain
+    (the MX host's per-host ``_smtp._tls`` record points there); its localpart is ASCII, compared
+    case-insensitively."""
+    h = cfg.static.HostTLSRPT
+    if not h.Account or not h.ParsedLocalpart or rcpt.localpart.lower() != h.ParsedLocalpart.lower():
+        return None
+    addr = f"{format_localpart(h.ParsedLocalpart)}@{rcpt.domain.name}"
+    dest = cfg.account_destinations.get(addr)
+    return None if dest is None else Recipient(dest.account, dest.destination, addr)
+
+
 def resolve_recipient(cfg: Config, rcpt: Address, msg_from: str = "") -> list[Recipient]:
     """Accounts a message for rcpt goes to: one for an address, several for an alias.
 
@@ -90,6 +102,10 @@ def resolve_recipient(cfg: Config, rcpt: Address, msg_from: str = "") -> list[Re
     if rcpt.localpart.lower() == "postmaster" and (dom is None or dom.Disabled) and hostname is not None and rcpt.domain == hostname:
         # RFC 5321 section 4.5.1: postmaster at the host name is always accepted.
         return [postmaster_recipient(cfg)]
+    if dom is None and hostname is not None and rcpt.domain == hostname:
+        host = _host_tlsrpt_recipient(cfg, rcpt)
+        if host is not None:
+            return [host]
     if dom is None:
         raise UnknownRecipient(f"domain {rcpt.domain.name} is not a local domain")
     if dom.Disabled:

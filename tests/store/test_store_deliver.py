@@ -198,3 +198,18 @@ async def test_open_account_takes_changed_quota(cfg: Config, tmp_path: Path) -> 
         assert held.quota == 20
     finally:
         await held.close()
+
+
+def test_host_tlsrpt_address_at_unconfigured_host_name(tmp_path: Path) -> None:
+    """The HostTLSRPT address is at the host name, which is usually not a configured domain (mail.example.org
+    for example.org): it resolves to its account and mailbox; other addresses at the host name stay unknown."""
+    conf = write_local_config(tmp_path, ips=["127.0.0.1"])
+    text = conf.read_text().replace("Hostname: localhost", "Hostname: mail.example.net")
+    text += "HostTLSRPT:\n\tAccount: mox\n\tMailbox: TLSRPT\n\tLocalpart: tls-reports\n"
+    conf.write_text(text)
+    cfg = load_config(conf)
+    assert "mail.example.net" not in cfg.dynamic.Domains
+    got = resolve_recipient(cfg, parse_address("TLS-Reports@mail.example.net"))
+    assert [(r.account, r.destination.Mailbox, r.address) for r in got] == [("mox", "TLSRPT", "tls-reports@mail.example.net")]
+    with pytest.raises(UnknownRecipient):
+        resolve_recipient(cfg, parse_address("other@mail.example.net"))
