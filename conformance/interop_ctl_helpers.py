@@ -86,10 +86,23 @@ def mox_fails(net: Network, host: str, *args: str) -> str:
     return out
 
 
+def wait_mox1_certificates(net: Network) -> None:
+    """Wait until mox1 has its certificates from pebble (its host name and mta-sts.mox1.example). Before,
+    it serves a fallback certificate: mail to mox1 then goes without PKIX verification and mox2 cannot
+    fetch mox1.example's MTA-STS policy, which other interop tests check."""
+    for name in (MOX1_HOST, f"mta-sts.{MOX1_DOMAIN}"):
+        wait_for(
+            f"mox1: certificate obtained for {name}",
+            lambda n=name: any('m="certificate obtained"' in x and f"host={n}" in x for x in net.hosts["mox1"].logs().splitlines()),  # type: ignore[misc]
+            120,
+            net.all_logs,
+        )
+
+
 def tls_context(net: Network, host: str) -> ssl.SSLContext:
     """A client context verifying host's certificate: the test CA (mox2) or this run's pebble root (mox1)."""
     if host == "mox1":
-        wait_for("mox1: certificate obtained", lambda: "certificate obtained" in net.hosts["mox1"].logs(), 120, net.all_logs)
+        wait_mox1_certificates(net)
         return ssl.create_default_context(cadata=(net.state / "acme" / "root.pem").read_text())
     return net.ssl_context()
 
