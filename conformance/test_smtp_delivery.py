@@ -67,6 +67,22 @@ def test_incoming_delivery_checks_and_refusals(mox_serve: MoxServe) -> None:
     assert msgs[0].endswith(MESSAGE)
 
 
+def test_open_connection_sees_address_added_through_ctl(mox_serve: MoxServe) -> None:
+    """An address added with ``mox config address add`` while an SMTP connection is open is accepted on
+    that connection at its next RCPT TO: sessions use the server's current configuration, as upstream."""
+    m = mox_serve
+    with smtplib.SMTP("127.0.0.1", m.ports.smtp, local_hostname="client.example.net", timeout=20) as s:
+        s.ehlo()
+        assert s.sendmail("sender@example.net", ["mox@localhost", "later@localhost"], MESSAGE) == {
+            "later@localhost": (550, b"5.1.1 no such user")
+        }
+        r = m.mox("config", "address", "add", "later@localhost", "mox")
+        assert r.returncode == 0, r.stderr
+        assert s.sendmail("sender@example.net", ["later@localhost"], MESSAGE) == {}
+    m.stop()
+    assert len(stored(m)) == 2
+
+
 def test_submission_auth_dkim_and_from_check(mox_serve: MoxServe) -> None:
     m = mox_serve
     set_password(m, "moxmoxmox")

@@ -91,7 +91,6 @@ _delivery_size = delivery_size_limiter()
 @dataclass
 class _Session:
     ctx: ConnContext
-    cfg: Config
     remote_ip: str
     cid: str
     log: mlog.Log
@@ -107,6 +106,12 @@ class _Session:
     @property
     def submission(self) -> bool:
         return self.ctx.endpoint.kind != "SMTP"
+
+    @property
+    def cfg(self) -> Config:
+        """The server's current configuration: a connection open across a reload or a ctl edit
+        (an account or address added) sees the change at its next command, as upstream."""
+        return self.ctx.server.cfg
 
 
 def _reply(code: int, enhanced: str, text: str) -> Reply:
@@ -141,7 +146,7 @@ async def serve(ctx: ConnContext, reader: asyncio.StreamReader, writer: asyncio.
         refusal = _conns.acquire(ip)
         acquired = refusal is None
     try:
-        await _serve(ctx, reader, writer, _Session(ctx, ctx.server.cfg, remote_ip, cid, slog, writer), refusal)
+        await _serve(ctx, reader, writer, _Session(ctx, remote_ip, cid, slog, writer), refusal)
     finally:
         if acquired:
             _conns.release(ip)
