@@ -8,6 +8,7 @@ import smtplib
 import socket
 import ssl
 
+import pytest
 from serve_harness import MoxServe
 from test_smtp_delivery import set_password
 
@@ -92,6 +93,25 @@ def test_imap_session_with_imaplib(mox_serve: MoxServe) -> None:
             im.shutdown()
         except OSError:
             pass
+
+
+def test_open_connection_logs_in_to_account_added_later(mox_serve: MoxServe) -> None:
+    """A connection opened before ``mox config account add`` logs in to the new account: sessions use
+    the server's current configuration."""
+    m = mox_serve
+    im = imaplib.IMAP4("127.0.0.1", m.ports.imap)
+    try:
+        im.starttls(ssl._create_unverified_context())
+        with pytest.raises(imaplib.IMAP4.error):
+            im.login("newer@localhost", "Newer-passw0rd-here")
+        assert m.mox("config", "account", "add", "newer", "newer@localhost").returncode == 0
+        r = m.mox("setaccountpassword", "newer", input="Newer-passw0rd-here\n")
+        assert r.returncode == 0, r.stderr
+        typ, _ = im.login("newer@localhost", "Newer-passw0rd-here")
+        assert typ == "OK"
+        assert im.select("INBOX")[0] == "OK"
+    finally:
+        im.logout()
 
 
 def test_imaps_and_starttls_greetings(mox_serve: MoxServe) -> None:

@@ -64,7 +64,7 @@ async def serve(ctx: ConnContext, reader: asyncio.StreamReader, writer: asyncio.
         refusal = _conns.acquire(ip)
         acquired = refusal is None
     tls = ctx.endpoint.kind == "IMAPS"
-    sess = Session(ctx, ctx.server.cfg, reader, writer, remote_ip, slog, tls)
+    sess = Session(ctx, reader, writer, remote_ip, slog, tls)
     try:
         if refusal is not None or ctx.server.shutting_down:
             writer.write(w.untagged("BYE [UNAVAILABLE] too many connections or shutting down, try again later"))

@@ -80,7 +80,6 @@ Result = tuple[str, str | None]
 @dataclass
 class Session:
     ctx: ConnContext
-    cfg: Config
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     remote_ip: str
@@ -106,6 +105,12 @@ class Session:
     _deflate: zlib._Compress | None = None
     _inflate: zlib._Decompress | None = None
     _inflate_tail: bytes = b""
+
+    @property
+    def cfg(self) -> Config:
+        """The server's current configuration (an account added or a password changed meanwhile counts at the
+        next command of an open connection), as upstream."""
+        return self.ctx.server.cfg
 
     @property
     def rev2(self) -> bool:
