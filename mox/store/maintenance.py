@@ -3,7 +3,9 @@ counts, UID validity and UIDs, threads, backup and verification of a data direct
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -51,8 +53,66 @@ async def reassign_account_threads(cfg: Config, account: str, progress: Callable
         await acc.close()
 
 
-# Files in the data directory that a backup skips: runtime state, not data.
+# Files in the data directory that a backup skips: runtime state, not data. SQLite's -wal and -shm
+# files are part of their database, which is copied consistently through SQLite instead.
 BACKUP_SKIP = {"ctl", "mox.pid", "tmp"}
+
+# The data directory's global databases, copied as consistent snapshots with SQLite's backup API
+# while the server keeps writing them (a raw copy of a WAL database can be torn).
+BACKUP_DATABASES = ("queue.db", "dmarceval.db", "dmarcrpt.db", "tlsrpt.db", "mtasts.db")
+
+# Directories copied (files hard-linked where possible) as they are.
+BACKUP_DIRS = ("acme", "moved")
+
+
+def _backup_database(src: Path, dst: Path) -> sqlite3.Connection:
+    """A consistent snapshot of the SQLite database src at dst; returns the open snapshot."""
+    source = sqlite3.connect(src, timeout=30)
+    try:
+        target = sqlite3.connect(dst)
+        source.backup(target)
+    finally:
+        source.close()
+    return target
+
+
+def _backup_database_closed(src: Path, dst: Path) -> None:
+    _backup_database(src, dst).close()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(mode=0o770, parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _link_or_copy_fn(src: str, dst: str) -> None:
+    _link_or_copy(Path(src), Path(dst))
+
+
+def _backup_queue(data: Path, dest: Path, log: Callable[[str], None]) -> None:
+    """queue.db as a snapshot, then the message files its rows refer to. A file removed between the
+    snapshot and the copy belonged to a message delivered or dropped meanwhile: its rows are removed
+    from the snapshot, so the backup never refers to a missing file."""
+    snap = _backup_database(data / "queue.db", dest / "queue.db")
+    try:
+        gone: list[int] = []
+        bases = [r[0] for r in snap.execute("SELECT DISTINCT base_id FROM msg")]
+        for base in bases:
+            rel = Path(format(base >> 12, "x")) / str(base)
+            try:
+                _link_or_copy(data / "queue" / rel, dest / "queue" / rel)
+            except FileNotFoundError:
+                gone.append(base)
+        if gone:
+            with snap:
+                snap.executemany("DELETE FROM msg WHERE base_id = ?", [(b,) for b in gone])
+        (dest / "queue").mkdir(mode=0o770, exist_ok=True)
+        log(f"queue: database copied, {len(bases) - len(gone)} message files" + (f", {len(gone)} delivered meanwhile left out" if gone else ""))
+    finally:
+        snap.close()
 
 
 async def backup(cfg: Config, dest: Path, log: Callable[[str], None]) -> list[str]:
@@ -81,6 +141,18 @@ async def backup(cfg: Config, dest: Path, log: Callable[[str], None]) -> list[st
                 finally:
                     await acc.close()
                 log(f"account {accdir.name}: database copied, {linked} message files linked, {copied} copied")
+            continue
+        if entry.name == "queue.db":
+            await asyncio.to_thread(_backup_queue, data, dest / "data", log)
+            continue
+        if entry.name in BACKUP_DATABASES:
+            await asyncio.to_thread(_backup_database_closed, entry, dest / "data" / entry.name)
+            log(f"{entry.name}: database copied")
+            continue
+        if entry.name == "queue" or (entry.name.endswith(("-wal", "-shm")) and entry.name.rsplit("-", 1)[0] in BACKUP_DATABASES):
+            continue  # With queue.db; the WAL files are in the snapshots.
+        if entry.name in BACKUP_DIRS and entry.is_dir():
+            shutil.copytree(entry, dest / "data" / entry.name, symlinks=True, copy_function=_link_or_copy_fn)
             continue
         warnings.append(f"unrecognized file {entry.name} in data directory, copied")
         if entry.is_dir():

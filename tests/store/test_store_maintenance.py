@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,14 @@ from storehelpers import make_message
 
 from mox.config.example import write_local_config
 from mox.config.load import Config, load_config
+from mox.dns.domain import parse_domain
+from mox.queue.queue import open_queue
+from mox.smtp.path import Path as SMTPPath
 from mox.store import maintenance
 from mox.store.account import MessageInfo
 from mox.store.deliver import open_config_account
 from mox.store.model import Flags
+from mox.tlsrptdb import db as tlsrptdb
 
 
 @pytest.fixture
@@ -88,3 +93,40 @@ def test_verify_reports_broken_database(tmp_path: Path) -> None:
     (accdir / "index.db").write_bytes(b"this is not sqlite" * 100)
     problems = maintenance.verify_data(tmp_path)
     assert len(problems) == 1 and problems[0].startswith("x: ")
+
+
+async def test_backup_snapshots_global_databases_and_queue(cfg: Config, tmp_path: Path) -> None:
+    """queue.db and the report/policy databases are copied through SQLite while open and written (no raw
+    -wal/-shm copies, no warnings); queue message files come with their rows, and rows whose file went away
+    (delivered meanwhile) are left out of the backup instead of pointing at nothing."""
+    def addr(s: str) -> SMTPPath:
+        lp, dom = s.rsplit("@", 1)
+        return SMTPPath(lp, parse_domain(dom))
+
+    q = await open_queue(cfg.data_dir, lambda: cfg)
+    tdb = await tlsrptdb.open_data_dir(cfg.data_dir)
+    try:
+        kept = await q.add("mox", addr("mox@localhost"), [addr("a@a.example")], b"Subject: kept\r\n\r\nkept\r\n")
+        gone = await q.add("mox", addr("mox@localhost"), [addr("b@b.example")], b"Subject: gone\r\n\r\ngone\r\n")
+        await tdb.suppress_add(tlsrptdb.SuppressAddress("reports@else.example", until=2e9, comment="bounced"))
+        assert (cfg.data_dir / "queue.db-wal").exists()
+        (base_gone,) = {m.base_id for m in await q.list_messages() if m.id in gone}
+        q.db.message_path(base_gone).unlink()
+        dest = tmp_path / "backup"
+        log: list[str] = []
+        warnings = await maintenance.backup(cfg, dest, log.append)
+    finally:
+        await tlsrptdb.close_all()
+        await q.close()
+    assert warnings == []
+    assert not list((dest / "data").glob("*-wal")) and not list((dest / "data").glob("*-shm"))
+    assert any("queue: database copied, 1 message files, 1 delivered meanwhile left out" in x for x in log), log
+    snap = sqlite3.connect(dest / "data" / "queue.db")
+    rows = snap.execute("SELECT id, base_id FROM msg").fetchall()
+    snap.close()
+    assert [r[0] for r in rows] == kept
+    f = dest / "data" / "queue" / format(rows[0][1] >> 12, "x") / str(rows[0][1])
+    assert f.read_bytes().endswith(b"kept\r\n")
+    t = sqlite3.connect(dest / "data" / "tlsrpt.db")
+    assert t.execute("SELECT COUNT(*) FROM suppress_address").fetchone() == (1,)
+    t.close()
