@@ -124,4 +124,11 @@ async def ctl_tlsrpt_sendreports(server: Server, conn: CtlConn, args: list[str])
         except ValueError:
             raise CtlCommandError(f"invalid day {args[0]!r}: expected yyyy-mm-dd") from None
         end = day.timestamp() + 86400
+    # The queue's deliverer buffers TLS results for a few seconds: write them first, so the
+    # report covers every delivery made before the command.
+    from mox.queue.remote import RemoteDeliverer
+
+    deliverer = server.queue.deliverer if server.queue is not None else None
+    if isinstance(deliverer, RemoteDeliverer):
+        await deliverer.flush_results()
     return await tlsrpt_send_now(server.cfg, end)
