@@ -18,7 +18,6 @@ version, which callers recompute from the parsed tree).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from mox.message.charset import codec_for
 from mox.message.envelope import Envelope
@@ -45,27 +44,46 @@ _ASCII_TRANSPARENT = frozenset({None, "utf-8", "cp1252"})
 _HEAD = struct.Struct("<BBI6I")
 
 
-@dataclass(frozen=True, slots=True)
 class MessageCache:
-    envelope: bytes
-    body: bytes
-    bodystructure: bytes
-    envelope8: bytes
-    """For UTF-8 sessions; the same object as envelope when both are equal."""
-    body8: bytes
-    bodystructure8: bytes
-    body_offset: int
-    """Where the top-level header ends (the raw body starts)."""
-    flags: int
+    """One message's cached values; made by :func:`build` or read with :func:`decode`.
+
+    The values are sliced from the stored record when asked for, so reading many records for
+    SEARCH (which needs only flags and body_offset) costs little.
+    """
+
+    __slots__ = ("_data", "_offsets", "body_offset", "flags")
+
+    def __init__(self, data: bytes, body_offset: int, flags: int) -> None:
+        self._data = data
+        self._offsets: list[int] | None = None
+        self.body_offset = body_offset
+        """Where the top-level header ends (the raw body starts)."""
+        self.flags = flags
+        """PLAIN_TEXT, SINGLE_TEXT."""
+
+    def _value(self, i: int, utf8: bool) -> bytes:
+        o = self._offsets
+        if o is None:
+            o = self._offsets = _offsets(self._data)
+        if utf8 and o[i + 4] > o[i + 3]:
+            return self._data[o[i + 3] : o[i + 4]]
+        return self._data[o[i] : o[i + 1]]
 
     def fetch_envelope(self, utf8: bool) -> bytes:
-        return self.envelope8 if utf8 else self.envelope
+        """The ENVELOPE value (RFC 9051 section 7.5.2)."""
+        return self._value(0, utf8)
 
     def fetch_body(self, utf8: bool) -> bytes:
-        return self.body8 if utf8 else self.body
+        """The BODY value (non-extensible BODYSTRUCTURE)."""
+        return self._value(1, utf8)
 
     def fetch_bodystructure(self, utf8: bool) -> bytes:
-        return self.bodystructure8 if utf8 else self.bodystructure
+        """The BODYSTRUCTURE value."""
+        return self._value(2, utf8)
+
+    def encoded(self) -> bytes:
+        """The stored form."""
+        return self._data
 
 
 def search_flags(part: Part) -> int:
@@ -90,47 +108,35 @@ def search_flags(part: Part) -> int:
 
 
 def build(part: Part) -> MessageCache:
-    """The cached values of a message from its parsed tree (pure; the same as FETCH computes)."""
+    """The cached values of a message from its parsed tree (pure; what FETCH would compute)."""
     env = part.envelope or Envelope()
-    values = []
-    for utf8 in (False, True):
-        values.append(w.envelope(env, utf8))
-        values.append(w.body_structure(part, False, utf8))
-        values.append(w.body_structure(part, True, utf8))
-    e, b, bs, e8, b8, bs8 = values
-    # Share equal values, the common case (ASCII-only headers and parameters).
-    e8 = e if e8 == e else e8
-    b8 = b if b8 == b else b8
-    bs8 = bs if bs8 == bs else bs8
-    return MessageCache(e, b, bs, e8, b8, bs8, part.body_offset, search_flags(part))
-
-
-def encode(c: MessageCache) -> bytes:
-    """The stored form of a cache record; UTF-8 forms equal to the others are stored empty."""
-    e8 = b"" if c.envelope8 is c.envelope or c.envelope8 == c.envelope else c.envelope8
-    b8 = b"" if c.body8 is c.body or c.body8 == c.body else c.body8
-    bs8 = b"" if c.bodystructure8 is c.bodystructure or c.bodystructure8 == c.bodystructure else c.bodystructure8
-    vals = (c.envelope, c.body, c.bodystructure, e8, b8, bs8)
-    return _HEAD.pack(VERSION, c.flags, c.body_offset, *(len(v) for v in vals)) + b"".join(vals)
+    e, b, bs = w.envelope(env, False), w.body_structure(part, False, False), w.body_structure(part, True, False)
+    e8, b8, bs8 = w.envelope(env, True), w.body_structure(part, False, True), w.body_structure(part, True, True)
+    # UTF-8 forms equal to the others (ASCII-only headers and parameters, the common case) are stored empty.
+    vals = (e, b, bs, b"" if e8 == e else e8, b"" if b8 == b else b8, b"" if bs8 == bs else bs8)
+    data = _HEAD.pack(VERSION, search_flags(part), part.body_offset, *(len(v) for v in vals)) + b"".join(vals)
+    c = decode(data)
+    assert c is not None
+    return c
 
 
 def encode_part(part: Part) -> bytes:
-    """encode(build(part))."""
-    return encode(build(part))
+    """The stored form of build(part)."""
+    return build(part).encoded()
+
+
+def _offsets(data: bytes) -> list[int]:
+    offsets = [_HEAD.size]
+    for n in _HEAD.unpack_from(data)[3:]:
+        offsets.append(offsets[-1] + n)
+    return offsets
 
 
 def decode(data: bytes) -> MessageCache | None:
-    """A record made by :func:`encode`; None if it is of another version or damaged."""
+    """A stored record; None if it is of another version or damaged."""
     if len(data) < _HEAD.size or data[0] != VERSION:
         return None
-    _, flags, body_offset, *lens = _HEAD.unpack_from(data)
-    if _HEAD.size + sum(lens) != len(data):
+    _, flags, body_offset, a, b, c, d, e, f = _HEAD.unpack_from(data)
+    if _HEAD.size + a + b + c + d + e + f != len(data):
         return None
-    vals: list[bytes] = []
-    o = _HEAD.size
-    for n in lens:
-        vals.append(data[o : o + n])
-        o += n
-    e, b, bs, e8, b8, bs8 = vals
-    # An empty UTF-8 form means "same as the other": ENVELOPE and BODY values are never empty.
-    return MessageCache(e, b, bs, e8 or e, b8 or b, bs8 or bs, body_offset, flags)
+    return MessageCache(data, body_offset, flags)

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import datetime
 import os
-from pathlib import Path
 
 from mox.imapproto import msgcache
 from mox.imapproto import parse as p
@@ -258,7 +257,7 @@ def _needs_part(a: p.FetchAtt) -> bool:
     return a.name == "BODY" and a.section is not None and bool(a.section.part or a.section.text)
 
 
-def _read_files(paths: list[tuple[Path, int]]) -> list[bytes | None]:
+def read_message_files(paths: list[tuple[str, int]]) -> list[bytes | None]:
     """Message files, each read with one read of its known size (None if gone: expunged meanwhile)."""
     out: list[bytes | None] = []
     for path, size in paths:
@@ -301,7 +300,7 @@ async def message_caches(sess: Session, batch: list[Message]) -> dict[int, msgca
                     parts[m.id] = await acc.parsed(m)
         built = {mid: msgcache.build(part) for mid, part in parts.items()}
         out.update(built)
-        await acc.set_imap_cache([(mid, msgcache.encode(c)) for mid, c in built.items()])
+        await acc.set_imap_cache([(mid, c.encoded()) for mid, c in built.items()])
     return out
 
 
@@ -386,7 +385,7 @@ async def _fetch_responses(
         parts = await acc.parsed_many(bmsgs) if need_part else {}
         raws: list[bytes | None] = []
         if need_raw:
-            raws = await asyncio.to_thread(_read_files, [(acc.message_path(m.id), m.size) for m in bmsgs])
+            raws = await asyncio.to_thread(read_message_files, [(acc.message_file(m.id), m.size) for m in bmsgs])
         for k, (seq, u, m) in enumerate(batch):
             r = sess.fetch_response(seq, u)
             raw: bytes | None = None

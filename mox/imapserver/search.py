@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mox.imapproto import msgcache
 from mox.imapproto import parse as p
 from mox.imapproto import sortthread as st
 from mox.imapproto import write as w
@@ -25,6 +26,7 @@ from mox.message.part import Part
 from mox.store.model import Flags, Message, parse_flag_names
 
 from .mailboxes import ensure_condstore
+from .messages import message_caches, read_message_files
 from .session import Bad, No, Result, Session, imap_name, store_name
 
 _FLAG_KEYS = {
@@ -52,12 +54,67 @@ def _date_matches(op: str, day: datetime.date, want: datetime.date) -> bool:
     return day >= want
 
 
-@dataclass
+class _NeedPart(Exception):
+    """A key needs the message's parsed tree, which is loaded only for messages that need it."""
+
+
+@dataclass(slots=True)
 class _Candidate:
     seq: int
     msg: Message
-    part: Part | None = None
     raw: bytes | None = None
+    cache: msgcache.MessageCache | None = None
+    loaded: Part | None = None
+    part_loaded: bool = False
+
+    @property
+    def part(self) -> Part | None:
+        if not self.part_loaded:
+            raise _NeedPart()
+        return self.loaded
+
+
+# Characters whose lower case is (or contains) an ASCII character: a search for an ASCII
+# string can match them in decoded text, but not their bytes in UTF-8.
+_ASCII_LOWERING_UTF8 = ("\u0130".encode(), "\u212a".encode())
+
+
+def _unfold_bytes(header: bytes) -> bytes:
+    return header.replace(b"\r", b"").replace(b"\n", b"")
+
+
+def text_fast(op: str, needle: bytes, cache: msgcache.MessageCache, raw: bytes) -> bool | None:
+    """BODY or TEXT (RFC 9051 section 6.4.4) decided from the raw bytes of a message where that
+    gives the same answer as decoding it, else None. needle is ASCII, lower case, not empty,
+    without CR or LF.
+
+    Where all text parts are "plain" (msgcache.PLAIN_TEXT: no transfer encoding, a charset in
+    which ASCII bytes are ASCII characters and nothing else decodes to ASCII) and the header
+    has no encoded-words, every match in the decoded text is also a case-insensitive match in
+    the raw bytes (header values unfolded): no such match means no match. A match in the body
+    of a message that is one text part is a match; other raw matches (in header field names,
+    MIME headers, non-text parts) are left to the full evaluation.
+    """
+    if not cache.flags & msgcache.PLAIN_TEXT:
+        return None
+    bo = cache.body_offset
+    single = cache.flags & msgcache.SINGLE_TEXT
+    # Text is mostly lower case: an exact find first is cheap and usually settles it.
+    if single and raw.find(needle, bo) >= 0:
+        return True
+    low = raw.lower()
+    if low.find(needle, bo) >= 0:
+        return True if single else None
+    if op == "TEXT":
+        header = low[:bo]
+        if b"=?" in header:
+            return None
+        if needle in header or ((b" " in needle or b"\t" in needle) and needle in _unfold_bytes(header)):
+            return None
+    # Characters that lower-case to ASCII add matches in the decoded text (never remove any).
+    if not raw.isascii() and any(b in raw for b in _ASCII_LOWERING_UTF8):
+        return None
+    return False
 
 
 def check_key(sess: Session, k: p.SearchKey) -> None:
@@ -131,8 +188,16 @@ class _Matcher:
         if op in _SAVED_KEYS:
             assert k.date is not None
             return _date_matches(op, datetime.datetime.fromtimestamp(m.savedate, datetime.UTC).date(), k.date)
-        if c.part is None or c.raw is None:
+        if c.raw is None:
             return False  # Expunged meanwhile: its file is gone.
+        if (op == "BODY" or op == "TEXT") and c.cache is not None:
+            needle_b = fast_needle(k.text or "")
+            if needle_b:
+                fast = text_fast(op, needle_b, c.cache, c.raw)
+                if fast is not None:
+                    return fast
+        if c.part is None:
+            return False  # Expunged meanwhile.
         if op in _SENT_KEYS:
             assert k.date is not None
             sent = parse_date(c.part.envelope.date) if c.part.envelope and c.part.envelope.date else None
@@ -144,15 +209,33 @@ class _Matcher:
             values = [_header_text(v) for n, v in c.part.headers(c.raw) if n.upper() == (fname or "").upper()]
             return any(needle in v.lower() for v in values) if values or needle else False
         if op == "BODY" or op == "TEXT":
-            if op == "TEXT":
-                for _n, v in c.part.headers(c.raw):
-                    if needle in _header_text(v).lower():
-                        return True
-            for sp in c.part.walk():
-                if not sp.is_multipart and sp.media_type == "TEXT" and needle in sp.text(c.raw).lower():
-                    return True
-            return False
+            return text_full(op, needle, c.part, c.raw)
         raise Bad(f"search key {op} not supported")
+
+
+def text_full(op: str, needle: str, part: Part, raw: bytes) -> bool:
+    """BODY or TEXT (RFC 9051 section 6.4.4): needle (lower case) in the decoded text of the
+    message's text parts, or (TEXT) in a decoded top-level header field value."""
+    if op == "TEXT":
+        for _n, v in part.headers(raw):
+            if needle in _header_text(v).lower():
+                return True
+    for sp in part.walk():
+        if not sp.is_multipart and sp.media_type == "TEXT" and needle in sp.text(raw).lower():
+            return True
+    return False
+
+
+def fast_needle(text: str) -> bytes:
+    """The search string for text_fast (lower case ASCII bytes), or b"" when it cannot be used."""
+    needle = text.lower()
+    if not needle or not needle.isascii() or "\r" in needle or "\n" in needle:
+        return b""
+    return needle.encode("ascii")
+
+
+def _has_text_key(k: p.SearchKey) -> bool:
+    return k.op in ("BODY", "TEXT") or any(_has_text_key(c) for c in k.keys)
 
 
 def _needs_content(k: p.SearchKey) -> bool:
@@ -162,21 +245,11 @@ def _needs_content(k: p.SearchKey) -> bool:
     return any(_needs_content(c) for c in k.keys)
 
 
-SEARCH_BATCH = 200
+SEARCH_BATCH = 1000
 """Messages whose files and parsed parts are read together for content search."""
 
 SEARCH_BATCH_BYTES = 32 * 1024 * 1024
 """Most message bytes held at once for content search."""
-
-
-def _read_files(paths: list[Path]) -> list[bytes | None]:
-    out: list[bytes | None] = []
-    for path in paths:
-        try:
-            out.append(path.read_bytes())
-        except OSError:
-            out.append(None)
-    return out
 
 
 def _header_text(value: bytes) -> str:
@@ -233,6 +306,7 @@ async def run_search(
         progress = _Progress(sess, tag, len(todo))
     # Message files and parsed parts are read in batches: one thread hop and one
     # database query per batch, with a bounded number of bytes in memory.
+    text_keys = _has_text_key(key)
     i = 0
     while i < len(todo):
         j, size = i, 0
@@ -242,11 +316,32 @@ async def run_search(
         batch = todo[i:j]
         i = j
         live = [m for _, m in batch if not m.expunged]
-        parts = await acc.parsed_many(live)
-        raws = await asyncio.to_thread(_read_files, [acc.message_path(m.id) for _, m in batch])
-        for (seq, m), raw in zip(batch, raws, strict=True):
-            if matcher.matches(_Candidate(seq, m, parts.get(m.id), raw), key):
-                out.append((seq, m))
+        # The per-message cache has what BODY and TEXT need in most cases; the parsed tree is
+        # loaded only for messages where a key needs it.
+        # Files are read while the database is queried (both in threads).
+        paths = [(acc.message_file(m.id), m.size) for _, m in batch]
+        reading = asyncio.get_running_loop().run_in_executor(None, read_message_files, paths)
+        try:
+            caches = await message_caches(sess, live) if text_keys else {}
+        finally:
+            raws = await reading
+        cands = [_Candidate(seq, m, raw, caches.get(m.id)) for (seq, m), raw in zip(batch, raws, strict=True)]
+        found: list[bool] = []
+        later: list[int] = []
+        for ci, c in enumerate(cands):
+            try:
+                found.append(matcher.matches(c, key))
+            except _NeedPart:
+                found.append(False)
+                later.append(ci)
+        if later:
+            parts = await acc.parsed_many([cands[ci].msg for ci in later if not cands[ci].msg.expunged])
+            for ci in later:
+                c = cands[ci]
+                c.loaded = parts.get(c.msg.id)
+                c.part_loaded = True
+                found[ci] = matcher.matches(c, key)
+        out.extend((c.seq, c.msg) for c, f in zip(cands, found, strict=True) if f)
         await progress.add(len(batch))
     return out
 

@@ -242,6 +242,7 @@ class Account:
     def __init__(self, name: str, directory: Path, quota: int, initial_mailboxes: list[tuple[str, SpecialUse | None]]) -> None:
         self.name = name
         self.dir = directory
+        self._msg_dir = str(directory / "msg")
         self.quota = quota  # total bytes of message files; <= 0 means unlimited
         self.bus = ev.ChangeBus()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{name}")
@@ -288,6 +289,10 @@ class Account:
 
     def message_path(self, message_id: int) -> Path:
         return self.dir / "msg" / format(message_id >> 12, "x") / str(message_id)
+
+    def message_file(self, message_id: int) -> str:
+        """message_path as a string, made without pathlib (for reading many messages)."""
+        return f"{self._msg_dir}/{message_id >> 12:x}/{message_id}"
 
     # Opening
 
