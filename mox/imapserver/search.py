@@ -142,6 +142,7 @@ class _Matcher:
         self.saved = set(sess.search_result)
         self.max_uid = uids[-1] if uids else 0
         self.count = len(uids)
+        self._needles: dict[str, bytes] = {}
 
     def matches(self, c: _Candidate, k: p.SearchKey) -> bool:
         op = k.op
@@ -191,7 +192,9 @@ class _Matcher:
         if c.raw is None:
             return False  # Expunged meanwhile: its file is gone.
         if (op == "BODY" or op == "TEXT") and c.cache is not None:
-            needle_b = fast_needle(k.text or "")
+            needle_b = self._needles.get(k.text or "")
+            if needle_b is None:
+                needle_b = self._needles[k.text or ""] = fast_needle(k.text or "")
             if needle_b:
                 fast = text_fast(op, needle_b, c.cache, c.raw)
                 if fast is not None:
@@ -248,8 +251,8 @@ def _needs_content(k: p.SearchKey) -> bool:
 SEARCH_BATCH = 1000
 """Messages whose files and parsed parts are read together for content search."""
 
-SEARCH_BATCH_BYTES = 32 * 1024 * 1024
-"""Most message bytes held at once for content search."""
+SEARCH_BATCH_BYTES = 16 * 1024 * 1024
+"""Most message bytes of one batch for content search (two batches are held at once)."""
 
 
 def _header_text(value: bytes) -> str:
@@ -305,45 +308,72 @@ async def run_search(
     if progress is None:
         progress = _Progress(sess, tag, len(todo))
     # Message files and parsed parts are read in batches: one thread hop and one
-    # database query per batch, with a bounded number of bytes in memory.
+    # database query per batch, with a bounded number of bytes in memory. The files of the
+    # next batch are read (in a thread) while this one is matched.
     text_keys = _has_text_key(key)
+    batches: list[list[tuple[int, Message]]] = []
     i = 0
     while i < len(todo):
         j, size = i, 0
         while j < len(todo) and j - i < SEARCH_BATCH and (j == i or size + todo[j][1].size <= SEARCH_BATCH_BYTES):
             size += todo[j][1].size
             j += 1
-        batch = todo[i:j]
+        batches.append(todo[i:j])
         i = j
-        live = [m for _, m in batch if not m.expunged]
-        # The per-message cache has what BODY and TEXT need in most cases; the parsed tree is
-        # loaded only for messages where a key needs it.
-        # Files are read while the database is queried (both in threads).
-        paths = [(acc.message_file(m.id), m.size) for _, m in batch]
-        reading = asyncio.get_running_loop().run_in_executor(None, read_message_files, paths)
-        try:
+    loop = asyncio.get_running_loop()
+
+    def start_reading(batch: list[tuple[int, Message]]) -> asyncio.Future[list[bytes | None]]:
+        return loop.run_in_executor(None, read_message_files, [(acc.message_file(m.id), m.size) for _, m in batch])
+
+    reading = start_reading(batches[0]) if batches else None
+    try:
+        for bi, batch in enumerate(batches):
+            assert reading is not None
+            live = [m for _, m in batch if not m.expunged]
+            # The per-message cache has what BODY and TEXT need in most cases; the parsed tree
+            # is loaded only for messages where a key needs it.
             caches = await message_caches(sess, live) if text_keys else {}
-        finally:
             raws = await reading
-        cands = [_Candidate(seq, m, raw, caches.get(m.id)) for (seq, m), raw in zip(batch, raws, strict=True)]
-        found: list[bool] = []
-        later: list[int] = []
-        for ci, c in enumerate(cands):
-            try:
-                found.append(matcher.matches(c, key))
-            except _NeedPart:
-                found.append(False)
-                later.append(ci)
-        if later:
-            parts = await acc.parsed_many([cands[ci].msg for ci in later if not cands[ci].msg.expunged])
-            for ci in later:
-                c = cands[ci]
-                c.loaded = parts.get(c.msg.id)
-                c.part_loaded = True
-                found[ci] = matcher.matches(c, key)
-        out.extend((c.seq, c.msg) for c, f in zip(cands, found, strict=True) if f)
-        await progress.add(len(batch))
+            reading = start_reading(batches[bi + 1]) if bi + 1 < len(batches) else None
+            await _match_batch(sess, matcher, key, batch, raws, caches, out)
+            del raws
+            await progress.add(len(batch))
+    finally:
+        if reading is not None:
+            # Not cancellable (a thread): wait so no read outlives the command.
+            await asyncio.wait([reading])
     return out
+
+
+async def _match_batch(
+    sess: Session,
+    matcher: _Matcher,
+    key: p.SearchKey,
+    batch: list[tuple[int, Message]],
+    raws: list[bytes | None],
+    caches: dict[int, msgcache.MessageCache],
+    out: list[tuple[int, Message]],
+) -> None:
+    acc = sess.acc()
+    # One candidate object, reused: fewer allocations (and garbage collections) per message.
+    c = _Candidate(0, batch[0][1])
+    found: list[bool] = []
+    later: list[int] = []
+    for ci, ((seq, m), raw) in enumerate(zip(batch, raws, strict=True)):
+        c.seq, c.msg, c.raw, c.cache = seq, m, raw, caches.get(m.id)
+        try:
+            found.append(matcher.matches(c, key))
+        except _NeedPart:
+            found.append(False)
+            later.append(ci)
+    if later:
+        parts = await acc.parsed_many([batch[ci][1] for ci in later if not batch[ci][1].expunged])
+        c.part_loaded = True
+        for ci in later:
+            (seq, m), raw = batch[ci], raws[ci]
+            c.seq, c.msg, c.raw, c.cache, c.loaded = seq, m, raw, caches.get(m.id), parts.get(m.id)
+            found[ci] = matcher.matches(c, key)
+    out.extend(b for b, f in zip(batch, found, strict=True) if f)
 
 
 def check_charset(charset: str | None) -> None:
