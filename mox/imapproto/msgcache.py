@@ -10,6 +10,9 @@ encoded-words or literals) and with UTF-8 (IMAP4rev2, UTF8=ACCEPT).
 The record also holds what SEARCH BODY/TEXT needs to decide from the raw
 message bytes alone in the common case (see :class:`MessageCache`).
 
+Records carry a VERSION: bump it when the parser or the ENVELOPE/BODYSTRUCTURE
+output changes, and records of the old version are recomputed on use.
+
 The encoding is private to this module: :func:`encode` makes the bytes the
 store keeps, :func:`decode` reads them back (None for a record of another
 version, which callers recompute from the parsed tree).
@@ -110,10 +113,14 @@ def search_flags(part: Part) -> int:
 def build(part: Part) -> MessageCache:
     """The cached values of a message from its parsed tree (pure; what FETCH would compute)."""
     env = part.envelope or Envelope()
-    e, b, bs = w.envelope(env, False), w.body_structure(part, False, False), w.body_structure(part, True, False)
     e8, b8, bs8 = w.envelope(env, True), w.body_structure(part, False, True), w.body_structure(part, True, True)
-    # UTF-8 forms equal to the others (ASCII-only headers and parameters, the common case) are stored empty.
-    vals = (e, b, bs, b"" if e8 == e else e8, b"" if b8 == b else b8, b"" if bs8 == bs else bs8)
+    if e8.isascii() and b8.isascii() and bs8.isascii():
+        # All text was ASCII: the forms for other sessions are the same (the common case).
+        vals = (e8, b8, bs8, b"", b"", b"")
+    else:
+        e, b, bs = w.envelope(env, False), w.body_structure(part, False, False), w.body_structure(part, True, False)
+        # UTF-8 forms equal to the others are stored empty.
+        vals = (e, b, bs, b"" if e8 == e else e8, b"" if b8 == b else b8, b"" if bs8 == bs else bs8)
     data = _HEAD.pack(VERSION, search_flags(part), part.body_offset, *(len(v) for v in vals)) + b"".join(vals)
     c = decode(data)
     assert c is not None
