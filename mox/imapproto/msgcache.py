@@ -29,40 +29,54 @@ from mox.message.transfer import IDENTITY_ENCODINGS
 
 from . import write as w
 
-VERSION = 1
+VERSION = 2
 
 PLAIN_TEXT = 1
 """Flag: every TEXT part's body is its decoded text byte for byte as far as ASCII goes:
 no transfer encoding, a charset in which ASCII bytes are ASCII characters and no other
 byte sequence decodes to ASCII (UTF-8, windows-1252 and the labels mapped to it, or none),
-and no embedded message with a transfer encoding."""
+and no embedded message with a transfer encoding. The record then lists where the bodies
+of the TEXT parts are (:attr:`MessageCache.text_ranges`)."""
 
 SINGLE_TEXT = 2
 """Flag: the message is one TEXT part (not multipart): its body is all the text there is."""
+
+MAX_TEXT_RANGES = 100
+"""Messages with more TEXT parts are not PLAIN_TEXT (their records stay small)."""
 
 # Python codecs whose decoding keeps ASCII bytes as the same ASCII characters and turns every
 # other byte sequence into non-ASCII characters (U+FFFD for invalid ones).
 _ASCII_TRANSPARENT = frozenset({None, "utf-8", "cp1252"})
 
-_HEAD = struct.Struct("<BBI6I")
+_HEAD = struct.Struct("<BBI6IH")
 
 
 class MessageCache:
     """One message's cached values; made by :func:`build` or read with :func:`decode`.
 
     The values are sliced from the stored record when asked for, so reading many records for
-    SEARCH (which needs only flags and body_offset) costs little.
+    SEARCH (which needs only flags and text ranges) costs little.
     """
 
-    __slots__ = ("_data", "_offsets", "body_offset", "flags")
+    __slots__ = ("_data", "_nranges", "_offsets", "body_offset", "flags")
 
-    def __init__(self, data: bytes, body_offset: int, flags: int) -> None:
+    def __init__(self, data: bytes, body_offset: int, flags: int, nranges: int) -> None:
         self._data = data
         self._offsets: list[int] | None = None
         self.body_offset = body_offset
         """Where the top-level header ends (the raw body starts)."""
         self.flags = flags
         """PLAIN_TEXT, SINGLE_TEXT."""
+        self._nranges = nranges
+
+    @property
+    def text_ranges(self) -> list[tuple[int, int]]:
+        """With PLAIN_TEXT: (start, end) in the raw message of the body of each TEXT part."""
+        n = self._nranges
+        if not n:
+            return []
+        v = struct.unpack_from(f"<{2 * n}I", self._data, len(self._data) - 8 * n)
+        return [(v[i], v[i + 1]) for i in range(0, 2 * n, 2)]
 
     def _value(self, i: int, utf8: bool) -> bytes:
         o = self._offsets
@@ -91,23 +105,29 @@ class MessageCache:
 
 def search_flags(part: Part) -> int:
     """PLAIN_TEXT and SINGLE_TEXT as they apply to a parsed message."""
+    return _search_info(part)[0]
+
+
+def _search_info(part: Part) -> tuple[int, list[tuple[int, int]]]:
     plain = True
+    ranges: list[tuple[int, int]] = []
     for p in part.walk():
         if p.message_decoded:
             plain = False
             break
         if p.media_type == "TEXT" and not p.is_multipart:
-            if p.content_transfer_encoding not in IDENTITY_ENCODINGS:
+            if p.content_transfer_encoding not in IDENTITY_ENCODINGS or len(ranges) >= MAX_TEXT_RANGES:
                 plain = False
                 break
             cs = p.params.get("charset")
             if (codec_for(cs) if cs else None) not in _ASCII_TRANSPARENT:
                 plain = False
                 break
+            ranges.append((p.body_offset, max(p.body_offset, p.end_offset)))
     flags = PLAIN_TEXT if plain else 0
     if part.media_type == "TEXT" and not part.parts and part.message is None:
         flags |= SINGLE_TEXT
-    return flags
+    return flags, ranges if plain else []
 
 
 def build(part: Part) -> MessageCache:
@@ -121,7 +141,12 @@ def build(part: Part) -> MessageCache:
         e, b, bs = w.envelope(env, False), w.body_structure(part, False, False), w.body_structure(part, True, False)
         # UTF-8 forms equal to the others are stored empty.
         vals = (e, b, bs, b"" if e8 == e else e8, b"" if b8 == b else b8, b"" if bs8 == bs else bs8)
-    data = _HEAD.pack(VERSION, search_flags(part), part.body_offset, *(len(v) for v in vals)) + b"".join(vals)
+    flags, ranges = _search_info(part)
+    data = (
+        _HEAD.pack(VERSION, flags, part.body_offset, *(len(v) for v in vals), len(ranges))
+        + b"".join(vals)
+        + struct.pack(f"<{2 * len(ranges)}I", *(x for r in ranges for x in r))
+    )
     c = decode(data)
     assert c is not None
     return c
@@ -134,7 +159,7 @@ def encode_part(part: Part) -> bytes:
 
 def _offsets(data: bytes) -> list[int]:
     offsets = [_HEAD.size]
-    for n in _HEAD.unpack_from(data)[3:]:
+    for n in _HEAD.unpack_from(data)[3:9]:
         offsets.append(offsets[-1] + n)
     return offsets
 
@@ -143,7 +168,7 @@ def decode(data: bytes) -> MessageCache | None:
     """A stored record; None if it is of another version or damaged."""
     if len(data) < _HEAD.size or data[0] != VERSION:
         return None
-    _, flags, body_offset, a, b, c, d, e, f = _HEAD.unpack_from(data)
-    if _HEAD.size + a + b + c + d + e + f != len(data):
+    _, flags, body_offset, a, b, c, d, e, f, nranges = _HEAD.unpack_from(data)
+    if _HEAD.size + a + b + c + d + e + f + 8 * nranges != len(data):
         return None
-    return MessageCache(data, body_offset, flags)
+    return MessageCache(data, body_offset, flags, nranges)

@@ -89,24 +89,25 @@ def text_fast(op: str, needle: bytes, cache: msgcache.MessageCache, raw: bytes) 
     without CR or LF.
 
     Where all text parts are "plain" (msgcache.PLAIN_TEXT: no transfer encoding, a charset in
-    which ASCII bytes are ASCII characters and nothing else decodes to ASCII) and the header
-    has no encoded-words, every match in the decoded text is also a case-insensitive match in
-    the raw bytes (header values unfolded): no such match means no match. A match in the body
-    of a message that is one text part is a match; other raw matches (in header field names,
-    MIME headers, non-text parts) are left to the full evaluation.
+    which ASCII bytes are ASCII characters and nothing else decodes to ASCII), a
+    case-insensitive match in the raw body of a text part is a match in its decoded text, and
+    the other way round unless the text has characters that lower-case to ASCII (U+0130,
+    U+212A). Header values are decoded from raw bytes that way too when the header has no
+    encoded-words: no raw match (values unfolded) means no match; a raw match in the header
+    may be in a field name, and is left to the full evaluation.
     """
     if not cache.flags & msgcache.PLAIN_TEXT:
         return None
-    bo = cache.body_offset
-    single = cache.flags & msgcache.SINGLE_TEXT
+    ranges = cache.text_ranges
     # Text is mostly lower case: an exact find first is cheap and usually settles it.
-    if single and raw.find(needle, bo) >= 0:
-        return True
-    low = raw.lower()
-    if low.find(needle, bo) >= 0:
-        return True if single else None
+    for start, end in ranges:
+        if raw.find(needle, start, end) >= 0:
+            return True
+    for start, end in ranges:
+        if needle in raw[start:end].lower():
+            return True
     if op == "TEXT":
-        header = low[:bo]
+        header = raw[: cache.body_offset].lower()
         if b"=?" in header:
             return None
         if needle in header or ((b" " in needle or b"\t" in needle) and needle in _unfold_bytes(header)):

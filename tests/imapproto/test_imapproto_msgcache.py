@@ -47,7 +47,7 @@ def test_cache_equals_fresh_values_and_round_trips() -> None:
 
 def test_decode_rejects_other_versions_and_damage() -> None:
     data = msgcache.encode_part(parse(ASCII_MSG))
-    assert msgcache.decode(b"\x02" + data[1:]) is None
+    assert msgcache.decode(bytes([msgcache.VERSION + 1]) + data[1:]) is None
     assert msgcache.decode(data[:-1]) is None
     assert msgcache.decode(data + b"x") is None
     assert msgcache.decode(b"") is None
@@ -64,6 +64,13 @@ def test_search_flags() -> None:
     assert msgcache.search_flags(parse(latin)) == msgcache.PLAIN_TEXT | msgcache.SINGLE_TEXT
     multi = b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n'
     assert msgcache.search_flags(parse(multi)) == msgcache.PLAIN_TEXT
+    c = msgcache.build(parse(multi))
+    assert [multi[a:b] for a, b in c.text_ranges] == [b"x"]
+    assert msgcache.build(parse(qp)).text_ranges == []
+    c = msgcache.build(parse(ASCII_MSG))
+    assert [ASCII_MSG[a:b] for a, b in c.text_ranges] == [b"body\r\n"]
+    d = msgcache.decode(c.encoded())
+    assert d is not None and d.text_ranges == c.text_ranges
 
 
 header_text = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0"), max_size=30)

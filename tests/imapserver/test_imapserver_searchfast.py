@@ -104,6 +104,14 @@ def test_text_fast_cases() -> None:
     # Shift_JIS and UTF-16 text: ASCII bytes do not map to ASCII characters.
     utf16 = b"Content-Type: text/plain; charset=utf-16\r\n\r\n" + "invoice".encode("utf-16")
     assert _check(utf16, "BODY", "invoice", True) is None
+    # Multipart: matches in text parts count, in MIME headers and other parts they do not.
+    multi = (
+        b'Subject: m\r\nContent-Type: multipart/mixed; boundary="z"\r\n\r\n--z\r\nContent-Type: text/plain\r\n\r\n'
+        b"see the Invoice\r\n--z\r\nContent-Type: application/pdf; name=invoice.pdf\r\n\r\nreport\r\n--z--\r\n"
+    )
+    assert _check(multi, "BODY", "invoice", True) is True
+    assert _check(multi, "BODY", "report", False) is False
+    assert _check(multi, "TEXT", "pdf", False) is False
     assert fast_needle("straße") == b""
     assert fast_needle("a\r\nb") == b""
     assert fast_needle("") == b""
