@@ -21,7 +21,7 @@ from mox.imapproto import sortthread as st
 from mox.imapproto import write as w
 from mox.message.encodedword import decode_words
 from mox.message.envelope import Envelope, parse_date
-from mox.message.headers import unfold
+from mox.message.headers import parse_headers, unfold
 from mox.message.part import Part
 from mox.store.model import Flags, Message, parse_flag_names
 
@@ -106,12 +106,8 @@ def text_fast(op: str, needle: bytes, cache: msgcache.MessageCache, raw: bytes) 
     for start, end in ranges:
         if needle in raw[start:end].lower():
             return True
-    if op == "TEXT":
-        header = raw[: cache.body_offset].lower()
-        if b"=?" in header:
-            return None
-        if needle in header or ((b" " in needle or b"\t" in needle) and needle in _unfold_bytes(header)):
-            return None
+    if op == "TEXT" and not header_excludes(needle, raw[: cache.body_offset]):
+        return None
     # Characters that lower-case to ASCII add matches in the decoded text (never remove any).
     if not raw.isascii() and any(b in raw for b in _ASCII_LOWERING_UTF8):
         return None
@@ -193,13 +189,18 @@ class _Matcher:
         if c.raw is None:
             return False  # Expunged meanwhile: its file is gone.
         if (op == "BODY" or op == "TEXT") and c.cache is not None:
-            needle_b = self._needles.get(k.text or "")
-            if needle_b is None:
-                needle_b = self._needles[k.text or ""] = fast_needle(k.text or "")
+            needle_b = self._needle(k.text or "")
             if needle_b:
                 fast = text_fast(op, needle_b, c.cache, c.raw)
                 if fast is not None:
                     return fast
+        if op in _HEADER_KEYS and c.cache is not None:
+            # The top-level header is the start of the message: no parsed tree needed.
+            header = c.raw[: c.cache.body_offset]
+            needle_b = self._needle(k.text or "")
+            if needle_b and header_excludes(needle_b, header):
+                return False
+            return _header_matches(k, parse_headers(header))
         if c.part is None:
             return False  # Expunged meanwhile.
         if op in _SENT_KEYS:
@@ -209,12 +210,38 @@ class _Matcher:
             return sent is not None and _date_matches(op, sent.date(), k.date)
         needle = (k.text or "").lower()
         if op in _HEADER_KEYS:
-            fname = k.field if op == "HEADER" else op
-            values = [_header_text(v) for n, v in c.part.headers(c.raw) if n.upper() == (fname or "").upper()]
-            return any(needle in v.lower() for v in values) if values or needle else False
+            return _header_matches(k, c.part.headers(c.raw))
         if op == "BODY" or op == "TEXT":
             return text_full(op, needle, c.part, c.raw)
         raise Bad(f"search key {op} not supported")
+
+
+    def _needle(self, text: str) -> bytes:
+        v = self._needles.get(text)
+        if v is None:
+            v = self._needles[text] = fast_needle(text)
+        return v
+
+
+def _header_matches(k: p.SearchKey, headers: list[tuple[str, bytes]]) -> bool:
+    """SUBJECT, FROM, TO, CC, BCC, HEADER (RFC 9051 section 6.4.4): a case-insensitive substring
+    of a decoded value of the field; HEADER with an empty string: the field is present."""
+    needle = (k.text or "").lower()
+    fname = ((k.field if k.op == "HEADER" else k.op) or "").upper()
+    values = [_header_text(v) for n, v in headers if n.upper() == fname]
+    return any(needle in v.lower() for v in values) if values or needle else False
+
+
+def header_excludes(needle: bytes, header: bytes) -> bool:
+    """Whether no decoded header field value can contain needle (as for text_fast): the header
+    has no encoded-words, no case-insensitive raw match (values unfolded), and no characters
+    that lower-case to ASCII."""
+    if b"=?" in header:
+        return False
+    low = header.lower()
+    if needle in low or ((b" " in needle or b"\t" in needle) and needle in _unfold_bytes(low)):
+        return False
+    return header.isascii() or not any(b in header for b in _ASCII_LOWERING_UTF8)
 
 
 def text_full(op: str, needle: str, part: Part, raw: bytes) -> bool:
@@ -238,8 +265,9 @@ def fast_needle(text: str) -> bytes:
     return needle.encode("ascii")
 
 
-def _has_text_key(k: p.SearchKey) -> bool:
-    return k.op in ("BODY", "TEXT") or any(_has_text_key(c) for c in k.keys)
+def _uses_cache(k: p.SearchKey) -> bool:
+    """Whether k has keys evaluated with the per-message cache (BODY, TEXT and header keys)."""
+    return k.op in ("BODY", "TEXT") or k.op in _HEADER_KEYS or any(_uses_cache(c) for c in k.keys)
 
 
 def _needs_content(k: p.SearchKey) -> bool:
@@ -311,7 +339,7 @@ async def run_search(
     # Message files and parsed parts are read in batches: one thread hop and one
     # database query per batch, with a bounded number of bytes in memory. The files of the
     # next batch are read (in a thread) while this one is matched.
-    text_keys = _has_text_key(key)
+    use_cache = _uses_cache(key)
     batches: list[list[tuple[int, Message]]] = []
     i = 0
     while i < len(todo):
@@ -333,7 +361,7 @@ async def run_search(
             live = [m for _, m in batch if not m.expunged]
             # The per-message cache has what BODY and TEXT need in most cases; the parsed tree
             # is loaded only for messages where a key needs it.
-            caches = await message_caches(sess, live) if text_keys else {}
+            caches = await message_caches(sess, live) if use_cache else {}
             raws = await reading
             reading = start_reading(batches[bi + 1]) if bi + 1 < len(batches) else None
             await _match_batch(sess, matcher, key, batch, raws, caches, out)

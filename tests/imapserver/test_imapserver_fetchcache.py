@@ -57,6 +57,14 @@ async def test_search_text_decodes_encodings(client: Client) -> None:
     assert r[0] == b"* SEARCH 2\r\n", r
     r = await client.cmd('UID SEARCH NOT TEXT "invoice"')
     assert r[0] == b"* SEARCH 5 6\r\n", r
+    r = await client.cmd('UID SEARCH SUBJECT "über"')
+    assert r[0] == b"* SEARCH 4\r\n", r
+    r = await client.cmd('UID SEARCH SUBJECT "invoice"')
+    assert r[0] == b"* SEARCH 4\r\n", r
+    r = await client.cmd('UID SEARCH HEADER Content-Transfer-Encoding ""')
+    assert r[0] == b"* SEARCH 2 3\r\n", r
+    r = await client.cmd('UID SEARCH FROM "Q@EXAMPLE"')
+    assert r[0] == b"* SEARCH 3\r\n", r
     r = await client.cmd('UID SEARCH OR SUBJECT plain TEXT "nothing to"')
     assert r[0] == b"* SEARCH 1 6\r\n", r
 

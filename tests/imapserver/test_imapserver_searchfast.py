@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mox.imapproto import msgcache
-from mox.imapserver.search import fast_needle, text_fast, text_full
+from mox.imapproto import parse as p
+from mox.imapserver.search import _header_matches, fast_needle, header_excludes, text_fast, text_full
+from mox.message.headers import parse_headers
 from mox.message.part import parse
 
 WORDS = ["invoice", "Invoice", "INVOICE", "report", "kelvin", "İnvoice", "\u212aelvin", "straße", "héllo", "foo bar", "x"]
@@ -115,3 +117,16 @@ def test_text_fast_cases() -> None:
     assert fast_needle("straße") == b""
     assert fast_needle("a\r\nb") == b""
     assert fast_needle("") == b""
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages(), st.sampled_from(["SUBJECT", "FROM", "X-Invoice", "X-None"]), st.sampled_from([*WORDS, "k", "", "invoice report", "a@"]))
+def test_header_keys_from_raw_header_agree(raw: bytes, field: str, needle: str) -> None:
+    part = parse(raw)
+    key = p.SearchKey("HEADER", text=needle, field=field) if field.startswith("X-") else p.SearchKey(field, text=needle)
+    want = _header_matches(key, part.headers(raw))
+    header = raw[: part.body_offset]
+    assert _header_matches(key, parse_headers(header)) == want
+    nb = fast_needle(needle)
+    if nb and header_excludes(nb, header):
+        assert not want
