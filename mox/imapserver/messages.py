@@ -248,8 +248,18 @@ FETCH_WRITE = 64 * 1024
 """FETCH responses are collected up to about this many bytes, then written together."""
 
 
+def _header_only(a: p.FetchAtt) -> bool:
+    """Whether an attribute is (part of) the top-level header: served with the cached header end."""
+    if a.name == "RFC822.HEADER":
+        return True
+    s = a.section
+    return a.name == "BODY" and s is not None and not s.part and s.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+
+
 def _needs_part(a: p.FetchAtt) -> bool:
     """Whether an attribute needs the parsed tree of the message (not only its cached values)."""
+    if _header_only(a):
+        return False
     if a.name in _NEED_PART:
         # BINARY[] and BINARY.SIZE[] of the whole message need only the raw bytes.
         return not (a.name in ("BINARY", "BINARY.SIZE") and a.section is not None and not a.section.part)
@@ -272,6 +282,27 @@ def read_message_files(paths: list[tuple[str, int]]) -> list[bytes | None]:
             if len(data) != size:
                 while chunk := os.read(fd, 1024 * 1024):
                     data += chunk
+            out.append(data)
+        except OSError:
+            out.append(None)
+        finally:
+            os.close(fd)
+    return out
+
+
+def read_message_heads(items: list[tuple[str, int]]) -> list[bytes | None]:
+    """The first n bytes of message files (None if gone: expunged meanwhile)."""
+    out: list[bytes | None] = []
+    for path, n in items:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            out.append(None)
+            continue
+        try:
+            data = os.read(fd, n)
+            while len(data) < n and (chunk := os.read(fd, n - len(data))):
+                data += chunk
             out.append(data)
         except OSError:
             out.append(None)
@@ -367,9 +398,12 @@ async def _fetch_responses(
 ) -> None:
     """Write FETCH responses of messages; out holds what is not written yet when it returns or raises."""
     acc = sess.acc()
-    need_cache = any(a.name in ("ENVELOPE", "BODYSTRUCTURE") or (a.name == "BODY" and a.section is None) for a in atts)
+    need_cache = any(a.name in ("ENVELOPE", "BODYSTRUCTURE") or (a.name == "BODY" and a.section is None) or _header_only(a) for a in atts)
     need_part = any(_needs_part(a) for a in atts)
     need_raw = any(a.name in _NEED_RAW or (a.name == "BODY" and a.section is not None) for a in atts)
+    # Only header fields of the message (as clients fetch for message lists): only the header
+    # section of the files is read.
+    heads_only = need_raw and all(_header_only(a) for a in atts if a.name in _NEED_RAW or (a.name == "BODY" and a.section is not None))
     utf8 = sess.utf8
     outsize = 0
     i = 0
@@ -384,7 +418,11 @@ async def _fetch_responses(
         caches = await message_caches(sess, bmsgs) if need_cache else {}
         parts = await acc.parsed_many(bmsgs) if need_part else {}
         raws: list[bytes | None] = []
-        if need_raw:
+        if heads_only:
+            heads = [(acc.message_file(m.id), caches[m.id].body_offset) for m in bmsgs if m.id in caches]
+            got = iter(await asyncio.to_thread(read_message_heads, heads))
+            raws = [next(got) if m.id in caches else None for m in bmsgs]
+        elif need_raw:
             raws = await asyncio.to_thread(read_message_files, [(acc.message_file(m.id), m.size) for m in bmsgs])
         for k, (seq, u, m) in enumerate(batch):
             r = sess.fetch_response(seq, u)
@@ -425,9 +463,27 @@ async def _fetch_responses(
                 elif n == "RFC822":
                     assert raw is not None
                     r.add_literal(b"RFC822", raw)
-                elif n in ("RFC822.HEADER", "RFC822.TEXT"):
+                elif n == "RFC822.TEXT":
                     assert raw is not None and part is not None
-                    r.add_literal(n.encode(), part.header_bytes(raw) if n == "RFC822.HEADER" else part.body_bytes(raw))
+                    r.add_literal(b"RFC822.TEXT", part.body_bytes(raw))
+                elif _header_only(a):
+                    # The top-level header: the start of the message, up to the cached body offset.
+                    assert raw is not None
+                    if cache is None:
+                        raise No("message was expunged", "EXPUNGEISSUED")
+                    header = raw[: cache.body_offset]
+                    if n == "RFC822.HEADER":
+                        r.add_literal(b"RFC822.HEADER", header)
+                        continue
+                    assert a.section is not None and a.section.text is not None
+                    if a.section.text != "HEADER":
+                        header = _header_fields(header, a.section.fields, a.section.text == "HEADER.FIELDS.NOT")
+                    label = f"BODY[{_section_name(a.section)}]"
+                    if a.partial is not None:
+                        off, cnt = a.partial
+                        header = header[off : off + cnt]
+                        label += f"<{off}>"
+                    r.add_literal(label.encode(), header)
                 elif n == "BODY":
                     assert raw is not None and a.section is not None
                     if part is None:

@@ -142,3 +142,21 @@ async def test_fetch_of_message_expunged_by_other_session(port: int, client: Cli
     assert b" NO [EXPUNGEISSUED] " in r[-1], r
     r = await client.cmd("FETCH 2 (ENVELOPE BODY.PEEK[])")
     assert b" OK " in r[-1] and B64 in b"".join(r)
+
+
+async def test_fetch_header_sections_from_cached_header_end(client: Client) -> None:
+    await _setup(client)
+    for raw in MSGS:
+        header = raw[: parse(raw).body_offset]
+        fields = b"".join(line + b"\r\n" for line in header.split(b"\r\n") if line.lower().startswith((b"from:", b"subject:"))) + b"\r\n"
+        notsubj = b"".join(line + b"\r\n" for line in header.split(b"\r\n")[:-2] if not line.lower().startswith(b"subject:")) + b"\r\n"
+        uid = MSGS.index(raw) + 1
+        want = (
+            b"* %d FETCH (UID %d BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n%s RFC822.HEADER {%d}\r\n%s"
+            b" BODY[HEADER]<2> {5}\r\n%s BODY[HEADER.FIELDS.NOT (SUBJECT)] {%d}\r\n%s)\r\n"
+        ) % (uid, uid, len(fields), fields, len(header), header, header[2:7], len(notsubj), notsubj)
+        r = await client.cmd(f"UID FETCH {uid} (BODY.PEEK[HEADER.FIELDS (From Subject)] RFC822.HEADER BODY.PEEK[HEADER]<2.5> BODY.PEEK[HEADER.FIELDS.NOT (Subject)])")
+        assert r[0] == want, (r[0], want)
+        # With an attribute that needs the whole file, the same header values.
+        r2 = await client.cmd(f"UID FETCH {uid} (BODY.PEEK[HEADER.FIELDS (From Subject)] RFC822.HEADER BODY.PEEK[HEADER]<2.5> BODY.PEEK[HEADER.FIELDS.NOT (Subject)] RFC822.SIZE BODY.PEEK[TEXT])")
+        assert r2[0].startswith(want[: -len(b")\r\n")] + b" RFC822.SIZE %d BODY[TEXT] " % len(raw)), r2[0]
