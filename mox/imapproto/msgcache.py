@@ -153,8 +153,12 @@ def build(part: Part) -> MessageCache:
 
 
 def encode_part(part: Part) -> bytes:
-    """The stored form of build(part)."""
-    return build(part).encoded()
+    """The stored form of build(part); b"" if the values cannot be made (storing a message never
+    fails for its cache: FETCH then computes the values itself and reports the problem)."""
+    try:
+        return build(part).encoded()
+    except (UnicodeError, ValueError, struct.error):
+        return b""
 
 
 def _offsets(data: bytes) -> list[int]:

@@ -85,3 +85,13 @@ def test_cache_equals_fresh_values_for_any_message(subject: str, name: str, ctyp
     assert d is not None
     for utf8 in (False, True):
         assert _cached(d, utf8) == _fresh(raw, utf8)
+
+
+def test_invalid_idn_host_in_address() -> None:
+    # Not a valid IDN: non-UTF-8 sessions get the host as a literal, delivery is unaffected.
+    raw = 'From: x <a@"\x80.example>\r\nTo: b@bad\x80host\r\n\r\nbody\r\n'.encode()
+    data = msgcache.encode_part(parse(raw))
+    d = msgcache.decode(data)
+    assert d is not None
+    for utf8 in (False, True):
+        assert _cached(d, utf8) == _fresh(raw, utf8)
