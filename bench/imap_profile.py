@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import sys
 import time
@@ -101,7 +102,7 @@ async def main() -> None:
                 assert b" OK " in r[-1], r[-1]
                 print(f"{name:40s} {ms:9.1f} ms wall {cpu:9.1f} ms cpu  {len(r) - 1} untagged")
                 if prof:
-                    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+                    pstats.Stats(prof).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(25)
     finally:
         c.writer.close()
         server.close()

@@ -331,13 +331,21 @@ def _header_text(s: str, utf8: bool) -> str:
     return "=?utf-8?b?" + base64.b64encode(s.encode("utf-8")).decode("ascii") + "?="
 
 
+def _ascii_host(host: str) -> str:
+    """A non-ASCII domain as IDNA A-labels; as it is (sent as a literal) if it is no valid IDN."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
 def _addresses(addrs: list[Address], utf8: bool) -> bytes:
     if not addrs:
         return b"NIL"
     out = []
     for a in addrs:
         name = nstring(_header_text(a.name, utf8) if a.name else None, utf8)
-        host = nstring(a.host if utf8 or a.host.isascii() else a.host.encode("idna").decode("ascii"), utf8)
+        host = nstring(a.host if utf8 or a.host.isascii() else _ascii_host(a.host), utf8)
         out.append(b"(" + name + b" NIL " + nstring(a.user, utf8) + b" " + host + b")")
     return b"(" + b"".join(out) + b")"
 

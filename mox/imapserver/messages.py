@@ -5,12 +5,14 @@ EXPUNGE, CLOSE/UNSELECT and REPLACE (RFC 8508)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
+import os
 
+from mox.imapproto import msgcache
 from mox.imapproto import parse as p
 from mox.imapproto import write as w
 from mox.imapproto.numset import NumSet
-from mox.message.envelope import Envelope
 from mox.message.part import Part
 from mox.message.preview import preview_part
 from mox.message.transfer import IDENTITY_ENCODINGS
@@ -235,9 +237,102 @@ def _time(t: float) -> bytes:
     return w.date_time(datetime.datetime.fromtimestamp(t, datetime.UTC))
 
 
-_NEED_PART = {"ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE", "PREVIEW"}
+_NEED_PART = {"RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE", "PREVIEW"}
 _NEED_RAW = {"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE", "PREVIEW"}
 _SIMPLE = {"UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ", "SAVEDATE"}
+
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
+"""Most message bytes read from files at once for a FETCH (more are read in the next batch)."""
+
+FETCH_WRITE = 64 * 1024
+"""FETCH responses are collected up to about this many bytes, then written together."""
+
+
+def _header_only(a: p.FetchAtt) -> bool:
+    """Whether an attribute is (part of) the top-level header: served with the cached header end."""
+    if a.name == "RFC822.HEADER":
+        return True
+    s = a.section
+    return a.name == "BODY" and s is not None and not s.part and s.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+
+
+def _needs_part(a: p.FetchAtt) -> bool:
+    """Whether an attribute needs the parsed tree of the message (not only its cached values)."""
+    if _header_only(a):
+        return False
+    if a.name in _NEED_PART:
+        # BINARY[] and BINARY.SIZE[] of the whole message need only the raw bytes.
+        return not (a.name in ("BINARY", "BINARY.SIZE") and a.section is not None and not a.section.part)
+    # BODY[] (the whole message, no part and no HEADER/TEXT/MIME) needs only the raw bytes.
+    return a.name == "BODY" and a.section is not None and bool(a.section.part or a.section.text)
+
+
+def read_message_files(paths: list[tuple[str, int]]) -> list[bytes | None]:
+    """Message files, each read with one read of its known size (None if gone: expunged meanwhile)."""
+    out: list[bytes | None] = []
+    for path, size in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            out.append(None)
+            continue
+        try:
+            # One byte more than expected, to see a size mismatch (never for our immutable files).
+            data = os.read(fd, size + 1)
+            if len(data) != size:
+                while chunk := os.read(fd, 1024 * 1024):
+                    data += chunk
+            out.append(data)
+        except OSError:
+            out.append(None)
+        finally:
+            os.close(fd)
+    return out
+
+
+def read_message_heads(items: list[tuple[str, int]]) -> list[bytes | None]:
+    """The first n bytes of message files (None if gone: expunged meanwhile)."""
+    out: list[bytes | None] = []
+    for path, n in items:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            out.append(None)
+            continue
+        try:
+            data = os.read(fd, n)
+            while len(data) < n and (chunk := os.read(fd, n - len(data))):
+                data += chunk
+            out.append(data)
+        except OSError:
+            out.append(None)
+        finally:
+            os.close(fd)
+    return out
+
+
+async def message_caches(sess: Session, batch: list[Message]) -> dict[int, msgcache.MessageCache]:
+    """The msgcache records of messages, from the store; computed from the parsed tree (and
+    stored) for messages without one. Messages whose file is gone are left out."""
+    acc = sess.acc()
+    out: dict[int, msgcache.MessageCache] = {}
+    for mid, data in (await acc.imap_cache_many([m.id for m in batch])).items():
+        c = msgcache.decode(data)
+        if c is not None:
+            out[mid] = c
+    missing = [m for m in batch if m.id not in out and not m.expunged]
+    if missing:
+        try:
+            parts = await acc.parsed_many(missing)
+        except OSError:
+            parts = {}
+            for m in missing:
+                with contextlib.suppress(OSError):
+                    parts[m.id] = await acc.parsed(m)
+        built = {mid: msgcache.build(part) for mid, part in parts.items()}
+        out.update(built)
+        await acc.set_imap_cache([(mid, c.encoded()) for mid, c in built.items()])
+    return out
 
 
 async def fetch(sess: Session, cmd: p.Command) -> Result:
@@ -278,100 +373,170 @@ async def fetch(sess: Session, cmd: p.Command) -> Result:
         if unseen:
             for changed in await acc.set_flags(sess.mailbox, sorted(unseen), add=Flags.SEEN, source=sess):
                 msgs[changed.uid] = changed
-    # ENVELOPE and BODYSTRUCTURE come from the parsed-part cache, read for many messages at once;
-    # the message file is read only for body contents.
-    need_part = any(a.name in _NEED_PART for a in atts)
-    need_raw = any(a.name in _NEED_RAW or (a.name == "BODY" and a.section is not None) for a in atts)
-    parts: dict[int, Part] = {}
-    utf8 = sess.utf8
-    for i, (seq, u) in enumerate(targets):
-        m = msgs.get(u)
-        if m is None:
-            continue
-        if need_part and m.id not in parts:
-            batch = [msgs[x] for _, x in targets[i : i + FETCH_BATCH] if x in msgs]
-            parts.update(await acc.parsed_many(batch))
-        r = sess.fetch_response(seq, u)
-        raw: bytes | None = None
-        part: Part | None = parts.pop(m.id, None)
-        flags_sent = False
-        if need_raw:
-            try:
-                raw = await asyncio.to_thread(acc.read_message, m)
-            except OSError:
-                raise No("message was expunged", "EXPUNGEISSUED") from None
-        for a in atts:
-            n = a.name
-            if n in _SIMPLE:
-                if n == "UID":
-                    r.add(b"UID", b"%d" % u)
-                elif n == "FLAGS":
-                    r.add(b"FLAGS", _flags(m))
-                    flags_sent = True
-                elif n == "RFC822.SIZE":
-                    r.add(b"RFC822.SIZE", b"%d" % m.size)
-                elif n == "INTERNALDATE":
-                    r.add(b"INTERNALDATE", _time(m.received))
-                elif n == "MODSEQ":
-                    r.add(b"MODSEQ", b"(%d)" % m.modseq)
-                else:
-                    # RFC 8514 section 4.3: the time the message was saved in this mailbox.
-                    r.add(b"SAVEDATE", _time(m.savedate))
-                continue
-            if n == "ENVELOPE":
-                assert part is not None
-                r.add(b"ENVELOPE", w.envelope(part.envelope or Envelope(), utf8))
-            elif n == "BODYSTRUCTURE" or (n == "BODY" and a.section is None):
-                assert part is not None
-                r.add(n.encode(), w.body_structure(part, n == "BODYSTRUCTURE", utf8))
-            elif n == "RFC822":
-                assert raw is not None
-                r.add_literal(b"RFC822", raw)
-            elif n in ("RFC822.HEADER", "RFC822.TEXT"):
-                assert raw is not None and part is not None
-                r.add_literal(n.encode(), part.header_bytes(raw) if n == "RFC822.HEADER" else part.body_bytes(raw))
-            elif n == "BODY":
-                assert raw is not None and part is not None and a.section is not None
-                data = _section_bytes(part, raw, a.section)
-                label = f"BODY[{_section_name(a.section)}]"
-                if a.partial is not None:
-                    off, cnt = a.partial
-                    data = data[off : off + cnt]
-                    label += f"<{off}>"
-                r.add_literal(label.encode(), data)
-            elif n == "BINARY":
-                assert raw is not None and part is not None and a.section is not None
-                label = "BINARY[" + ".".join(str(x) for x in a.section.part) + "]"
-                if not a.section.part:
-                    data = raw
-                else:
-                    found = _binary_part(part, raw, a.section)
-                    data = found[0].decoded_body(found[1], text_crlf=True) if found is not None else b""
-                if a.partial is not None:
-                    off, cnt = a.partial
-                    data = data[off : off + cnt]
-                    label += f"<{off}>"
-                r.add_literal(label.encode(), data, binary=b"\0" in data)
-            elif n == "BINARY.SIZE":
-                assert raw is not None and part is not None and a.section is not None
-                label = "BINARY.SIZE[" + ".".join(str(x) for x in a.section.part) + "]"
-                if not a.section.part:
-                    size = len(raw)
-                else:
-                    found = _binary_part(part, raw, a.section)
-                    size = found[0].decoded_size(found[1], text_crlf=True) if found is not None else 0
-                r.add(label.encode(), b"%d" % size)
-            elif n == "PREVIEW":
-                # RFC 8970 section 3: at most 256 characters, NIL if none can be made.
-                assert raw is not None and part is not None
-                text = " ".join(preview_part(part, raw).split())[:256]
-                r.add(b"PREVIEW", w.nstring(text or None, utf8) if utf8 or text.isascii() else w.literal(text))
-            else:
-                raise Bad(f"unsupported fetch attribute {n}")
-        if u in unseen and not flags_sent:
-            r.add(b"FLAGS", _flags(m))
-            if sess.condstore and not any(a.name == "MODSEQ" for a in atts):
-                r.add(b"MODSEQ", b"(%d)" % m.modseq)
-        sess.sendlines(r.chunks())
+    # ENVELOPE, BODY and BODYSTRUCTURE are served from the values cached per message
+    # (mox.imapproto.msgcache), other parts of the structure from the parsed-part cache; both
+    # are read for many messages at once. Message files are read only for body contents, a
+    # batch at a time with a bounded number of bytes. Responses are written in chunks of about
+    # FETCH_WRITE bytes, waiting for the client to read when the transport's buffer is full.
+    todo = [(seq, u, msgs[u]) for seq, u in targets if u in msgs]
+    out: list[bytes | memoryview] = []
+    try:
+        await _fetch_responses(sess, atts, todo, unseen, out)
+    except (No, Bad):
+        # Responses for the messages before the failing one are sent before the tagged NO/BAD.
+        if out:
+            sess.sendlines(out)
+        raise
+    if out:
+        sess.sendlines(out)
         await sess.drain()
     return "fetch done", None
+
+
+async def _fetch_responses(
+    sess: Session, atts: list[p.FetchAtt], todo: list[tuple[int, int, Message]], unseen: set[int], out: list[bytes | memoryview]
+) -> None:
+    """Write FETCH responses of messages; out holds what is not written yet when it returns or raises."""
+    acc = sess.acc()
+    need_cache = any(a.name in ("ENVELOPE", "BODYSTRUCTURE") or (a.name == "BODY" and a.section is None) or _header_only(a) for a in atts)
+    need_part = any(_needs_part(a) for a in atts)
+    need_raw = any(a.name in _NEED_RAW or (a.name == "BODY" and a.section is not None) for a in atts)
+    # Only header fields of the message (as clients fetch for message lists): only the header
+    # section of the files is read.
+    heads_only = need_raw and all(_header_only(a) for a in atts if a.name in _NEED_RAW or (a.name == "BODY" and a.section is not None))
+    utf8 = sess.utf8
+    outsize = 0
+    i = 0
+    while i < len(todo):
+        j, size = i, 0
+        while j < len(todo) and j - i < FETCH_BATCH and (not need_raw or j == i or size + todo[j][2].size <= FETCH_BATCH_BYTES):
+            size += todo[j][2].size
+            j += 1
+        batch = todo[i:j]
+        i = j
+        bmsgs = [m for _, _, m in batch]
+        caches = await message_caches(sess, bmsgs) if need_cache else {}
+        parts = await acc.parsed_many(bmsgs) if need_part else {}
+        raws: list[bytes | None] = []
+        if heads_only:
+            heads = [(acc.message_file(m.id), caches[m.id].body_offset) for m in bmsgs if m.id in caches]
+            got = iter(await asyncio.to_thread(read_message_heads, heads))
+            raws = [next(got) if m.id in caches else None for m in bmsgs]
+        elif need_raw:
+            raws = await asyncio.to_thread(read_message_files, [(acc.message_file(m.id), m.size) for m in bmsgs])
+        for k, (seq, u, m) in enumerate(batch):
+            r = sess.fetch_response(seq, u)
+            raw: bytes | None = None
+            part: Part | None = parts.get(m.id)
+            cache = caches.get(m.id)
+            flags_sent = False
+            if need_raw:
+                raw = raws[k]
+                if raw is None:
+                    raise No("message was expunged", "EXPUNGEISSUED")
+            for a in atts:
+                n = a.name
+                if n in _SIMPLE:
+                    if n == "UID":
+                        r.add(b"UID", b"%d" % u)
+                    elif n == "FLAGS":
+                        r.add(b"FLAGS", _flags(m))
+                        flags_sent = True
+                    elif n == "RFC822.SIZE":
+                        r.add(b"RFC822.SIZE", b"%d" % m.size)
+                    elif n == "INTERNALDATE":
+                        r.add(b"INTERNALDATE", _time(m.received))
+                    elif n == "MODSEQ":
+                        r.add(b"MODSEQ", b"(%d)" % m.modseq)
+                    else:
+                        # RFC 8514 section 4.3: the time the message was saved in this mailbox.
+                        r.add(b"SAVEDATE", _time(m.savedate))
+                    continue
+                if n == "ENVELOPE":
+                    if cache is None:
+                        raise No("message was expunged", "EXPUNGEISSUED")
+                    r.add(b"ENVELOPE", cache.fetch_envelope(utf8))
+                elif n == "BODYSTRUCTURE" or (n == "BODY" and a.section is None):
+                    if cache is None:
+                        raise No("message was expunged", "EXPUNGEISSUED")
+                    r.add(n.encode(), cache.fetch_bodystructure(utf8) if n == "BODYSTRUCTURE" else cache.fetch_body(utf8))
+                elif n == "RFC822":
+                    assert raw is not None
+                    r.add_literal(b"RFC822", raw)
+                elif n == "RFC822.TEXT":
+                    assert raw is not None and part is not None
+                    r.add_literal(b"RFC822.TEXT", part.body_bytes(raw))
+                elif _header_only(a):
+                    # The top-level header: the start of the message, up to the cached body offset.
+                    assert raw is not None
+                    if cache is None:
+                        raise No("message was expunged", "EXPUNGEISSUED")
+                    header = raw[: cache.body_offset]
+                    if n == "RFC822.HEADER":
+                        r.add_literal(b"RFC822.HEADER", header)
+                        continue
+                    assert a.section is not None and a.section.text is not None
+                    if a.section.text != "HEADER":
+                        header = _header_fields(header, a.section.fields, a.section.text == "HEADER.FIELDS.NOT")
+                    label = f"BODY[{_section_name(a.section)}]"
+                    if a.partial is not None:
+                        off, cnt = a.partial
+                        header = header[off : off + cnt]
+                        label += f"<{off}>"
+                    r.add_literal(label.encode(), header)
+                elif n == "BODY":
+                    assert raw is not None and a.section is not None
+                    if part is None:
+                        data = raw  # The whole message: BODY[].
+                    else:
+                        data = _section_bytes(part, raw, a.section)
+                    label = f"BODY[{_section_name(a.section)}]"
+                    if a.partial is not None:
+                        off, cnt = a.partial
+                        data = data[off : off + cnt]
+                        label += f"<{off}>"
+                    r.add_literal(label.encode(), data)
+                elif n == "BINARY":
+                    assert raw is not None and a.section is not None
+                    label = "BINARY[" + ".".join(str(x) for x in a.section.part) + "]"
+                    if not a.section.part:
+                        data = raw
+                    else:
+                        assert part is not None
+                        found = _binary_part(part, raw, a.section)
+                        data = found[0].decoded_body(found[1], text_crlf=True) if found is not None else b""
+                    if a.partial is not None:
+                        off, cnt = a.partial
+                        data = data[off : off + cnt]
+                        label += f"<{off}>"
+                    r.add_literal(label.encode(), data, binary=b"\0" in data)
+                elif n == "BINARY.SIZE":
+                    assert raw is not None and a.section is not None
+                    label = "BINARY.SIZE[" + ".".join(str(x) for x in a.section.part) + "]"
+                    if not a.section.part:
+                        size = len(raw)
+                    else:
+                        assert part is not None
+                        found = _binary_part(part, raw, a.section)
+                        size = found[0].decoded_size(found[1], text_crlf=True) if found is not None else 0
+                    r.add(label.encode(), b"%d" % size)
+                elif n == "PREVIEW":
+                    # RFC 8970 section 3: at most 256 characters, NIL if none can be made.
+                    assert raw is not None and part is not None
+                    text = " ".join(preview_part(part, raw).split())[:256]
+                    r.add(b"PREVIEW", w.nstring(text or None, utf8) if utf8 or text.isascii() else w.literal(text))
+                else:
+                    raise Bad(f"unsupported fetch attribute {n}")
+            if u in unseen and not flags_sent:
+                r.add(b"FLAGS", _flags(m))
+                if sess.condstore and not any(a.name == "MODSEQ" for a in atts):
+                    r.add(b"MODSEQ", b"(%d)" % m.modseq)
+            for c in r.chunks():
+                out.append(c)
+                outsize += len(c)
+            if outsize >= FETCH_WRITE:
+                sess.sendlines(out)
+                out.clear()
+                outsize = 0
+                await sess.drain()
+        del raws, parts, caches

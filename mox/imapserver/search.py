@@ -15,16 +15,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mox.imapproto import msgcache
 from mox.imapproto import parse as p
 from mox.imapproto import sortthread as st
 from mox.imapproto import write as w
 from mox.message.encodedword import decode_words
 from mox.message.envelope import Envelope, parse_date
-from mox.message.headers import unfold
+from mox.message.headers import parse_headers, unfold
 from mox.message.part import Part
 from mox.store.model import Flags, Message, parse_flag_names
 
 from .mailboxes import ensure_condstore
+from .messages import message_caches, read_message_files
 from .session import Bad, No, Result, Session, imap_name, store_name
 
 _FLAG_KEYS = {
@@ -52,12 +54,64 @@ def _date_matches(op: str, day: datetime.date, want: datetime.date) -> bool:
     return day >= want
 
 
-@dataclass
+class _NeedPart(Exception):
+    """A key needs the message's parsed tree, which is loaded only for messages that need it."""
+
+
+@dataclass(slots=True)
 class _Candidate:
     seq: int
     msg: Message
-    part: Part | None = None
     raw: bytes | None = None
+    cache: msgcache.MessageCache | None = None
+    loaded: Part | None = None
+    part_loaded: bool = False
+
+    @property
+    def part(self) -> Part | None:
+        if not self.part_loaded:
+            raise _NeedPart()
+        return self.loaded
+
+
+# Characters whose lower case is (or contains) an ASCII character: a search for an ASCII
+# string can match them in decoded text, but not their bytes in UTF-8.
+_ASCII_LOWERING_UTF8 = ("\u0130".encode(), "\u212a".encode())
+
+
+def _unfold_bytes(header: bytes) -> bytes:
+    return header.replace(b"\r", b"").replace(b"\n", b"")
+
+
+def text_fast(op: str, needle: bytes, cache: msgcache.MessageCache, raw: bytes) -> bool | None:
+    """BODY or TEXT (RFC 9051 section 6.4.4) decided from the raw bytes of a message where that
+    gives the same answer as decoding it, else None. needle is ASCII, lower case, not empty,
+    without CR or LF.
+
+    Where all text parts are "plain" (msgcache.PLAIN_TEXT: no transfer encoding, a charset in
+    which ASCII bytes are ASCII characters and nothing else decodes to ASCII), a
+    case-insensitive match in the raw body of a text part is a match in its decoded text, and
+    the other way round unless the text has characters that lower-case to ASCII (U+0130,
+    U+212A). Header values are decoded from raw bytes that way too when the header has no
+    encoded-words: no raw match (values unfolded) means no match; a raw match in the header
+    may be in a field name, and is left to the full evaluation.
+    """
+    if not cache.flags & msgcache.PLAIN_TEXT:
+        return None
+    ranges = cache.text_ranges
+    # Text is mostly lower case: an exact find first is cheap and usually settles it.
+    for start, end in ranges:
+        if raw.find(needle, start, end) >= 0:
+            return True
+    for start, end in ranges:
+        if needle in raw[start:end].lower():
+            return True
+    if op == "TEXT" and not header_excludes(needle, raw[: cache.body_offset]):
+        return None
+    # Characters that lower-case to ASCII add matches in the decoded text (never remove any).
+    if not raw.isascii() and any(b in raw for b in _ASCII_LOWERING_UTF8):
+        return None
+    return False
 
 
 def check_key(sess: Session, k: p.SearchKey) -> None:
@@ -85,6 +139,7 @@ class _Matcher:
         self.saved = set(sess.search_result)
         self.max_uid = uids[-1] if uids else 0
         self.count = len(uids)
+        self._needles: dict[str, bytes] = {}
 
     def matches(self, c: _Candidate, k: p.SearchKey) -> bool:
         op = k.op
@@ -131,8 +186,23 @@ class _Matcher:
         if op in _SAVED_KEYS:
             assert k.date is not None
             return _date_matches(op, datetime.datetime.fromtimestamp(m.savedate, datetime.UTC).date(), k.date)
-        if c.part is None or c.raw is None:
+        if c.raw is None:
             return False  # Expunged meanwhile: its file is gone.
+        if (op == "BODY" or op == "TEXT") and c.cache is not None:
+            needle_b = self._needle(k.text or "")
+            if needle_b:
+                fast = text_fast(op, needle_b, c.cache, c.raw)
+                if fast is not None:
+                    return fast
+        if op in _HEADER_KEYS and c.cache is not None:
+            # The top-level header is the start of the message: no parsed tree needed.
+            header = c.raw[: c.cache.body_offset]
+            needle_b = self._needle(k.text or "")
+            if needle_b and header_excludes(needle_b, header):
+                return False
+            return _header_matches(k, parse_headers(header))
+        if c.part is None:
+            return False  # Expunged meanwhile.
         if op in _SENT_KEYS:
             assert k.date is not None
             sent = parse_date(c.part.envelope.date) if c.part.envelope and c.part.envelope.date else None
@@ -140,19 +210,64 @@ class _Matcher:
             return sent is not None and _date_matches(op, sent.date(), k.date)
         needle = (k.text or "").lower()
         if op in _HEADER_KEYS:
-            fname = k.field if op == "HEADER" else op
-            values = [_header_text(v) for n, v in c.part.headers(c.raw) if n.upper() == (fname or "").upper()]
-            return any(needle in v.lower() for v in values) if values or needle else False
+            return _header_matches(k, c.part.headers(c.raw))
         if op == "BODY" or op == "TEXT":
-            if op == "TEXT":
-                for _n, v in c.part.headers(c.raw):
-                    if needle in _header_text(v).lower():
-                        return True
-            for sp in c.part.walk():
-                if not sp.is_multipart and sp.media_type == "TEXT" and needle in sp.text(c.raw).lower():
-                    return True
-            return False
+            return text_full(op, needle, c.part, c.raw)
         raise Bad(f"search key {op} not supported")
+
+
+    def _needle(self, text: str) -> bytes:
+        v = self._needles.get(text)
+        if v is None:
+            v = self._needles[text] = fast_needle(text)
+        return v
+
+
+def _header_matches(k: p.SearchKey, headers: list[tuple[str, bytes]]) -> bool:
+    """SUBJECT, FROM, TO, CC, BCC, HEADER (RFC 9051 section 6.4.4): a case-insensitive substring
+    of a decoded value of the field; HEADER with an empty string: the field is present."""
+    needle = (k.text or "").lower()
+    fname = ((k.field if k.op == "HEADER" else k.op) or "").upper()
+    values = [_header_text(v) for n, v in headers if n.upper() == fname]
+    return any(needle in v.lower() for v in values) if values or needle else False
+
+
+def header_excludes(needle: bytes, header: bytes) -> bool:
+    """Whether no decoded header field value can contain needle (as for text_fast): the header
+    has no encoded-words, no case-insensitive raw match (values unfolded), and no characters
+    that lower-case to ASCII."""
+    if b"=?" in header:
+        return False
+    low = header.lower()
+    if needle in low or ((b" " in needle or b"\t" in needle) and needle in _unfold_bytes(low)):
+        return False
+    return header.isascii() or not any(b in header for b in _ASCII_LOWERING_UTF8)
+
+
+def text_full(op: str, needle: str, part: Part, raw: bytes) -> bool:
+    """BODY or TEXT (RFC 9051 section 6.4.4): needle (lower case) in the decoded text of the
+    message's text parts, or (TEXT) in a decoded top-level header field value."""
+    if op == "TEXT":
+        for _n, v in part.headers(raw):
+            if needle in _header_text(v).lower():
+                return True
+    for sp in part.walk():
+        if not sp.is_multipart and sp.media_type == "TEXT" and needle in sp.text(raw).lower():
+            return True
+    return False
+
+
+def fast_needle(text: str) -> bytes:
+    """The search string for text_fast (lower case ASCII bytes), or b"" when it cannot be used."""
+    needle = text.lower()
+    if not needle or not needle.isascii() or "\r" in needle or "\n" in needle:
+        return b""
+    return needle.encode("ascii")
+
+
+def _uses_cache(k: p.SearchKey) -> bool:
+    """Whether k has keys evaluated with the per-message cache (BODY, TEXT and header keys)."""
+    return k.op in ("BODY", "TEXT") or k.op in _HEADER_KEYS or any(_uses_cache(c) for c in k.keys)
 
 
 def _needs_content(k: p.SearchKey) -> bool:
@@ -162,21 +277,11 @@ def _needs_content(k: p.SearchKey) -> bool:
     return any(_needs_content(c) for c in k.keys)
 
 
-SEARCH_BATCH = 200
+SEARCH_BATCH = 1000
 """Messages whose files and parsed parts are read together for content search."""
 
-SEARCH_BATCH_BYTES = 32 * 1024 * 1024
-"""Most message bytes held at once for content search."""
-
-
-def _read_files(paths: list[Path]) -> list[bytes | None]:
-    out: list[bytes | None] = []
-    for path in paths:
-        try:
-            out.append(path.read_bytes())
-        except OSError:
-            out.append(None)
-    return out
+SEARCH_BATCH_BYTES = 16 * 1024 * 1024
+"""Most message bytes of one batch for content search (two batches are held at once)."""
 
 
 def _header_text(value: bytes) -> str:
@@ -232,23 +337,72 @@ async def run_search(
     if progress is None:
         progress = _Progress(sess, tag, len(todo))
     # Message files and parsed parts are read in batches: one thread hop and one
-    # database query per batch, with a bounded number of bytes in memory.
+    # database query per batch, with a bounded number of bytes in memory. The files of the
+    # next batch are read (in a thread) while this one is matched.
+    use_cache = _uses_cache(key)
+    batches: list[list[tuple[int, Message]]] = []
     i = 0
     while i < len(todo):
         j, size = i, 0
         while j < len(todo) and j - i < SEARCH_BATCH and (j == i or size + todo[j][1].size <= SEARCH_BATCH_BYTES):
             size += todo[j][1].size
             j += 1
-        batch = todo[i:j]
+        batches.append(todo[i:j])
         i = j
-        live = [m for _, m in batch if not m.expunged]
-        parts = await acc.parsed_many(live)
-        raws = await asyncio.to_thread(_read_files, [acc.message_path(m.id) for _, m in batch])
-        for (seq, m), raw in zip(batch, raws, strict=True):
-            if matcher.matches(_Candidate(seq, m, parts.get(m.id), raw), key):
-                out.append((seq, m))
-        await progress.add(len(batch))
+    loop = asyncio.get_running_loop()
+
+    def start_reading(batch: list[tuple[int, Message]]) -> asyncio.Future[list[bytes | None]]:
+        return loop.run_in_executor(None, read_message_files, [(acc.message_file(m.id), m.size) for _, m in batch])
+
+    reading = start_reading(batches[0]) if batches else None
+    try:
+        for bi, batch in enumerate(batches):
+            assert reading is not None
+            live = [m for _, m in batch if not m.expunged]
+            # The per-message cache has what BODY and TEXT need in most cases; the parsed tree
+            # is loaded only for messages where a key needs it.
+            caches = await message_caches(sess, live) if use_cache else {}
+            raws = await reading
+            reading = start_reading(batches[bi + 1]) if bi + 1 < len(batches) else None
+            await _match_batch(sess, matcher, key, batch, raws, caches, out)
+            del raws
+            await progress.add(len(batch))
+    finally:
+        if reading is not None:
+            # Not cancellable (a thread): wait so no read outlives the command.
+            await asyncio.wait([reading])
     return out
+
+
+async def _match_batch(
+    sess: Session,
+    matcher: _Matcher,
+    key: p.SearchKey,
+    batch: list[tuple[int, Message]],
+    raws: list[bytes | None],
+    caches: dict[int, msgcache.MessageCache],
+    out: list[tuple[int, Message]],
+) -> None:
+    acc = sess.acc()
+    # One candidate object, reused: fewer allocations (and garbage collections) per message.
+    c = _Candidate(0, batch[0][1])
+    found: list[bool] = []
+    later: list[int] = []
+    for ci, ((seq, m), raw) in enumerate(zip(batch, raws, strict=True)):
+        c.seq, c.msg, c.raw, c.cache = seq, m, raw, caches.get(m.id)
+        try:
+            found.append(matcher.matches(c, key))
+        except _NeedPart:
+            found.append(False)
+            later.append(ci)
+    if later:
+        parts = await acc.parsed_many([batch[ci][1] for ci in later if not batch[ci][1].expunged])
+        c.part_loaded = True
+        for ci in later:
+            (seq, m), raw = batch[ci], raws[ci]
+            c.seq, c.msg, c.raw, c.cache, c.loaded = seq, m, raw, caches.get(m.id), parts.get(m.id)
+            found[ci] = matcher.matches(c, key)
+    out.extend(b for b, f in zip(batch, found, strict=True) if f)
 
 
 def check_charset(charset: str | None) -> None:

@@ -130,6 +130,10 @@ _ANNOTATION_TABLE = """CREATE TABLE IF NOT EXISTS annotation (
 ) WITHOUT ROWID"""
 """IMAP METADATA (RFC 5464) entries: per mailbox, or for the account with mailbox_id 0."""
 
+_IMAP_CACHE_TABLE = "CREATE TABLE IF NOT EXISTS imap_cache (id INTEGER PRIMARY KEY, data BLOB NOT NULL)"
+"""Per-message values the IMAP server computes once (mox.imapproto.msgcache), by message id;
+opaque to the store. Rows go with their message: copied with it, removed on expunge."""
+
 ANNOTATIONS_MAX = 1000
 """Most annotations of an account (as upstream)."""
 
@@ -203,6 +207,8 @@ class MessageInfo:
     is_response: bool = False
     referenced_ids: list[str] = field(default_factory=list)  # root first, immediate parent last
     parsed_json: str = ""
+    imap_cache: bytes = b""
+    """The message's mox.imapproto.msgcache record, if computed at delivery."""
 
 
 @dataclass
@@ -236,6 +242,7 @@ class Account:
     def __init__(self, name: str, directory: Path, quota: int, initial_mailboxes: list[tuple[str, SpecialUse | None]]) -> None:
         self.name = name
         self.dir = directory
+        self._msg_dir = str(directory / "msg")
         self.quota = quota  # total bytes of message files; <= 0 means unlimited
         self.bus = ev.ChangeBus()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{name}")
@@ -283,6 +290,10 @@ class Account:
     def message_path(self, message_id: int) -> Path:
         return self.dir / "msg" / format(message_id >> 12, "x") / str(message_id)
 
+    def message_file(self, message_id: int) -> str:
+        """message_path as a string, made without pathlib (for reading many messages)."""
+        return f"{self._msg_dir}/{message_id >> 12:x}/{message_id}"
+
     # Opening
 
     def _open_sync(self) -> None:
@@ -308,6 +319,7 @@ class Account:
                 raise StoreError(f"account {self.name}: database schema {version} is newer than this moxmail ({SCHEMA_VERSION})")
         # Added after schema 1; created on open so existing stores get it too.
         c.execute(_ANNOTATION_TABLE)
+        c.execute(_IMAP_CACHE_TABLE)
         removed = self._remove_orphans()
         if removed:
             log.info("removed message files without database record", account=self.name, count=removed)
@@ -465,6 +477,7 @@ class Account:
                 if c.execute("SELECT 1 FROM mailbox WHERE parent_id = ? LIMIT 1", (mb.id,)).fetchone():
                     raise StoreError(f"mailbox {name!r} has child mailboxes, delete them first")
                 ids = [r[0] for r in c.execute("SELECT id FROM message WHERE mailbox_id = ? AND expunged = 0", (mb.id,))]
+                c.execute("DELETE FROM imap_cache WHERE id IN (SELECT id FROM message WHERE mailbox_id = ?)", (mb.id,))
                 c.execute("DELETE FROM message WHERE mailbox_id = ?", (mb.id,))
                 c.execute("DELETE FROM annotation WHERE mailbox_id = ?", (mb.id,))
                 c.execute("DELETE FROM mailbox WHERE id = ?", (mb.id,))
@@ -768,6 +781,8 @@ class Account:
                 int(collapsed), json.dumps(smtp), info.parsed_json,
             ),
         ).fetchone()  # fmt: skip
+        if info.imap_cache:
+            c.execute("INSERT OR REPLACE INTO imap_cache (id, data) VALUES (?, ?)", (mid, info.imap_cache))
         if thread_id == 0:
             thread_id = mid
             c.execute("UPDATE message SET thread_id = ? WHERE id = ?", (mid, mid))
@@ -987,6 +1002,32 @@ class Account:
             result[m.id] = msg.Part.from_json(json.loads(j)) if j else await self.parsed(m)
         return result
 
+    async def imap_cache_many(self, ids: list[int]) -> dict[int, bytes]:
+        """The imap_cache records of messages that have one, in one database round trip."""
+
+        def run() -> dict[int, bytes]:
+            out: dict[int, bytes] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                q = f"SELECT id, data FROM imap_cache WHERE id IN ({','.join('?' * len(chunk))})"
+                out.update(self.conn.execute(q, chunk).fetchall())
+            return out
+
+        return await self._db(run)
+
+    async def set_imap_cache(self, items: list[tuple[int, bytes]]) -> None:
+        """Store imap_cache records computed later (messages from before the cache, or a new
+        record version); ignored for messages expunged meanwhile."""
+
+        def run() -> None:
+            with self._tx() as c:
+                c.executemany(
+                    "INSERT OR REPLACE INTO imap_cache (id, data) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM message WHERE id = ? AND expunged = 0)",
+                    [(mid, data, mid) for mid, data in items],
+                )
+
+        await self._db(run)
+
     def read_message(self, m: Message) -> bytes:
         """The message's bytes (blocking; call from a thread for large messages)."""
         return self.message_path(m.id).read_bytes()
@@ -1120,6 +1161,7 @@ class Account:
                             "parsed FROM message WHERE id = ? RETURNING id",
                             (dmb.id, dmb.uidnext, modseq, modseq, now, m.id),
                         ).fetchone()
+                        c.execute("INSERT INTO imap_cache (id, data) SELECT ?, data FROM imap_cache WHERE id = ?", (nid, m.id))
                         dest = self.message_path(nid)
                         dest.parent.mkdir(mode=0o770, exist_ok=True)
                         os.link(self.message_path(m.id), dest)
@@ -1136,6 +1178,7 @@ class Account:
                         for m in msgs:
                             smb.counts.add(m.counts, -1)
                         c.executemany("UPDATE message SET expunged = 1, modseq = ?, parsed = '' WHERE id = ?", [(modseq, m.id) for m in msgs])
+                        c.executemany("DELETE FROM imap_cache WHERE id = ?", [(m.id,) for m in msgs])
                         self._save_mailbox_state(c, smb, modseq)
                         changes.append(ev.MessagesRemoved(smb.id, tuple(m.uid for m in msgs), modseq))
                         changes.append(ev.MailboxCountsChanged(smb.id, MailboxCounts(**vars(smb.counts))))
@@ -1187,6 +1230,7 @@ class Account:
                 for m in rows:
                     mb.counts.add(m.counts, -1)
                 c.executemany("UPDATE message SET expunged = 1, modseq = ?, parsed = '' WHERE id = ?", [(modseq, m.id) for m in rows])
+                c.executemany("DELETE FROM imap_cache WHERE id = ?", [(m.id,) for m in rows])
                 self._save_mailbox_state(c, mb, modseq)
                 changes.append(ev.MessagesRemoved(mb.id, tuple(m.uid for m in rows), modseq))
                 changes.append(ev.MailboxCountsChanged(mb.id, MailboxCounts(**vars(mb.counts))))

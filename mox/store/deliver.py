@@ -18,6 +18,7 @@ from pathlib import Path
 from mox import message as msg
 from mox.config import model
 from mox.config.load import Config, canonical_localpart
+from mox.imapproto import msgcache
 from mox.smtp.address import Address, AddressError, format_localpart, parse_address
 from mox.store.account import Account, MessageInfo, open_account, open_accounts
 from mox.store.model import DEFAULT_SPECIAL_MAILBOXES, Flags, Message, SMTPContext, SpecialUse, StoreError
@@ -52,6 +53,7 @@ def message_info(data: bytes) -> MessageInfo:
         is_response=is_response,
         referenced_ids=refs,
         parsed_json=json.dumps(part.to_json(), separators=(",", ":")),
+        imap_cache=msgcache.encode_part(part),
     )
 
 
