@@ -124,7 +124,11 @@ def bind_endpoint(ep: Endpoint) -> socket.socket:
         family = socket.AF_INET6 if ipaddress.ip_address(ep.ip).version == 6 else socket.AF_INET
     except ValueError:
         raise ListenError(f"{ep.describe()}: invalid IP address") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio disables Nagle (TCP_NODELAY) only on accepted sockets whose
+    # protocol is IPPROTO_TCP, and accepted sockets inherit the listener's (0 when left to the
+    # default). With Nagle, a small response (an IDLE EXISTS after a "+ idling") waits for the
+    # client's delayed ACK, about 40 ms on Linux.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
