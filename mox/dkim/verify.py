@@ -196,6 +196,25 @@ def _prepare(data: bytes, policy: Policy, now: int) -> _Prepared:
     return p
 
 
+# How far _may_be_signed looks for the end of the header section.
+_HEADER_SCAN_MAX = 1 << 20
+
+
+def _may_be_signed(data: bytes) -> bool:
+    """Whether data mentions DKIM-Signature (any case) where :func:`_prepare` would look:
+    the header section, or the first 64 KiB of a message that does not parse. False means
+    _prepare finds nothing."""
+    lim = min(len(data), _HEADER_SCAN_MAX)
+    crlf = data.find(b"\n\r\n", 0, lim)
+    lf = data.find(b"\n\n", 0, crlf if crlf >= 0 else lim)
+    end = lf if lf >= 0 else crlf
+    if end < 0:
+        if len(data) > lim:
+            return True  # no end of header in sight: let _prepare decide
+        end = len(data)
+    return b"dkim-signature" in data[: max(end, 65536)].lower()
+
+
 @dataclass
 class KeyLookup:
     """A key record lookup: status PASS with the record, or the error status and why."""
@@ -324,6 +343,9 @@ async def verify(
     Returns:
         One result per DKIM-Signature, in message order; empty for an unsigned message.
     """
+    if not _may_be_signed(message):
+        # Most incoming mail: nothing to verify, and no need to hand the message to a thread.
+        return []
     r = resolver or default_resolver()
     t = int(time.time() if now is None else now)
     prep = await asyncio.to_thread(_prepare, message, policy, t)

@@ -171,6 +171,7 @@ async def verify(
     spf_result: str,
     spf_identity: Domain | None,
     apply_random_percentage: bool = True,
+    looked_up: Lookup | None = None,
 ) -> tuple[bool, Result]:
     """Evaluate the DMARC policy for a message (RFC 7489 section 6.6).
 
@@ -183,6 +184,8 @@ async def verify(
             EHLO domain for a null reverse-path (section 3.1.2), None if none.
         apply_random_percentage: honour pct= (normal mail handling); False
             applies the policy to every message.
+        looked_up: the result of :func:`lookup` for from_domain when the caller
+            already has it (e.g. looked up concurrently with DKIM); looked up here if None.
 
     Returns:
         (use_result, result): result is always filled (for Authentication-Results);
@@ -190,7 +193,7 @@ async def verify(
         policy, i.e. whether ``result.reject`` should be acted on.
     """
     r = resolver or default_resolver()
-    lk = await lookup(from_domain, r)
+    lk = looked_up if looked_up is not None else await lookup(from_domain, r)
     result = Result(
         status=lk.status,
         domain=lk.domain,

@@ -34,6 +34,7 @@ import ipaddress
 import ssl
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from mox import authres, dkim, dmarc, dsn, iprev, mlog, sasl, spf
 from mox import message as msg
@@ -102,6 +103,13 @@ class _Session:
     rcpts: dict[str, list[LocalRecipient]] = field(default_factory=dict)
     # Recipients in other domains on authenticated submission, for the outgoing queue.
     remote: set[str] = field(default_factory=set)
+    # The reverse path of the current transaction ("" for the null path), from MAIL FROM.
+    mail_from: str = ""
+    # Checks of incoming mail that need no message content, started at the first accepted
+    # RCPT TO so their DNS lookups overlap the rest of the transaction (see _prefetch_checks).
+    iprev_task: asyncio.Task[iprev.Result] | None = None
+    spf_task: asyncio.Task[spf.Received] | None = None
+    spf_key: tuple[str, str] = ("", "")  # (mail_from, helo) the SPF check is for
 
     @property
     def submission(self) -> bool:
@@ -145,9 +153,11 @@ async def serve(ctx: ConnContext, reader: asyncio.StreamReader, writer: asyncio.
     if refusal is None:
         refusal = _conns.acquire(ip)
         acquired = refusal is None
+    sess = _Session(ctx, remote_ip, cid, slog, writer)
     try:
-        await _serve(ctx, reader, writer, _Session(ctx, remote_ip, cid, slog, writer), refusal)
+        await _serve(ctx, reader, writer, sess, refusal)
     finally:
+        _drop_checks(sess)
         if acquired:
             _conns.release(ip)
 
@@ -210,6 +220,7 @@ async def _serve(
             sess.spool.clear()
             sess.rcpts.clear()
             sess.remote.clear()
+            sess.mail_from = ev.path.xstring() if ev.path is not None else ""
             fail = _localserve_failure(sess, ev.path, "mailfrom")
             if fail is not None:
                 await _simulate(conn, writer, fail)
@@ -221,6 +232,8 @@ async def _serve(
                 await _simulate(conn, writer, fail)
                 continue
             _rcpt(sess, conn, ev)
+            if sess.rcpts and not sess.submission:
+                _prefetch_checks(sess, conn)
         elif isinstance(ev, sm.MessageData):
             sess.spool += ev.data
         elif isinstance(ev, sm.MessageAborted):
@@ -367,6 +380,67 @@ def _is_alias(cfg: Config, localpart: str, domain: str) -> bool:
     dom = cfg.dynamic.Domains[domain]
     lp = canonical_localpart(localpart, dom)
     return any(canonical_localpart(k, dom) == lp for k in dom.Aliases)
+
+
+def _helo(conn: sm.Connection) -> str:
+    hello = conn.hello
+    return hello.domain.ascii if hello is not None and hello.domain is not None else ""
+
+
+def _prefetch_checks(sess: _Session, conn: sm.Connection) -> None:
+    """Start the iprev and SPF checks of incoming mail once a transaction has a local recipient.
+
+    They depend only on the connection and the envelope, not on the content, so their DNS
+    lookups run while the client sends DATA; the DATA handling awaits them (upstream looks
+    them up after the data). iprev is per connection (the remote IP does not change), SPF
+    per reverse path and EHLO name. Started at RCPT rather than MAIL FROM so a transaction
+    that names no valid recipient costs no lookups.
+    """
+    resolver = default_resolver()
+    if sess.iprev_task is None or (sess.iprev_task.done() and (sess.iprev_task.cancelled() or sess.iprev_task.exception())):
+        sess.iprev_task = asyncio.ensure_future(iprev.lookup(sess.remote_ip, resolver))
+    key = (sess.mail_from, _helo(conn))
+    if sess.spf_task is None or sess.spf_key != key:
+        _drop_task(sess.spf_task)
+        sess.spf_key = key
+        sess.spf_task = asyncio.ensure_future(
+            spf.verify(resolver, sess.remote_ip, key[0], key[1], receiving_host=sess.cfg.static.Hostname)
+        )
+
+
+def _drop_task(t: asyncio.Task[Any] | None) -> None:
+    if t is None:
+        return
+    if not t.done():
+        t.cancel()
+    elif not t.cancelled():
+        t.exception()  # retrieved: no "never retrieved" warning for a check nobody awaited
+
+
+def _drop_checks(sess: _Session) -> None:
+    _drop_task(sess.iprev_task)
+    _drop_task(sess.spf_task)
+    sess.iprev_task = sess.spf_task = None
+
+
+async def _checks_iprev(sess: _Session) -> iprev.Result:
+    t = sess.iprev_task
+    if t is None or (t.done() and (t.cancelled() or t.exception())):
+        return await iprev.lookup(sess.remote_ip, default_resolver())
+    return await t
+
+
+async def _checks_spf(sess: _Session, mail_from: str, helo: str) -> spf.Received:
+    t = sess.spf_task
+    if t is None or sess.spf_key != (mail_from, helo) or (t.done() and (t.cancelled() or t.exception())):
+        return await spf.verify(default_resolver(), sess.remote_ip, mail_from, helo, receiving_host=sess.cfg.static.Hostname)
+    return await t
+
+
+async def _dmarc_lookup(from_domain: Domain | None) -> dmarc.Lookup | None:
+    if from_domain is None:
+        return None
+    return await dmarc.lookup(from_domain, default_resolver())
 
 
 def _from_address(data: bytes) -> tuple[str, Domain | None]:
@@ -550,16 +624,17 @@ async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete,
         sess.log.info("delivery rate limited", limit=refusal.name)
         return _reply(c.C451_LOCAL_ERR, c.SE_POL7_DELIVERY_UNAUTH_1, refusal.text)
     resolver = default_resolver()
-    hello = conn.hello
-    helo = hello.domain.ascii if hello is not None and hello.domain is not None else ""
+    helo = _helo(conn)
     mail_from = ev.mail_from.xstring() if ev.mail_from is not None else ""
-    receiving = cfg.static.Hostname
-    iprev_res, spf_res, dkim_res = await asyncio.gather(
-        iprev.lookup(sess.remote_ip, resolver),
-        spf.verify(resolver, sess.remote_ip, mail_from, helo, receiving_host=receiving),
-        dkim.verify(data, resolver),
-    )
     from_addr, from_domain = _from_address(data)
+    # All lookups at once: iprev and SPF were usually started at RCPT TO already; the DMARC
+    # record needs only the From domain, its evaluation (below) the DKIM and SPF results.
+    iprev_res, spf_res, dkim_res, dmarc_lookup = await asyncio.gather(
+        _checks_iprev(sess),
+        _checks_spf(sess, mail_from, helo),
+        dkim.verify(data, resolver),
+        _dmarc_lookup(from_domain),
+    )
     dmarc_use, dmarc_res = False, None
     spf_identity: Domain | None = None
     if ev.mail_from is not None and ev.mail_from.domain is not None:
@@ -568,7 +643,9 @@ async def _incoming(sess: _Session, conn: sm.Connection, ev: sm.MessageComplete,
         with contextlib.suppress(DomainError):
             spf_identity = parse_domain(helo)
     if from_domain is not None:
-        dmarc_use, dmarc_res = await dmarc.verify(resolver, from_domain, dkim_res, str(spf_res.result), spf_identity)
+        dmarc_use, dmarc_res = await dmarc.verify(
+            resolver, from_domain, dkim_res, str(spf_res.result), spf_identity, looked_up=dmarc_lookup
+        )
     ar = authres.AuthResults(cfg.static.Hostname)
     ar.methods.append(authres.iprev_method(iprev_res, sess.remote_ip))
     ar.methods.append(authres.spf_method(str(spf_res.result), spf_identity, spf_res.authentic))
