@@ -523,7 +523,9 @@ async def _deliver_all(
                     break
             else:
                 targets.append((r, [(path, params)]))
-    info = await asyncio.to_thread(message_info, data)
+    # Parsed once for all copies; a single copy is parsed by the store (on its database thread
+    # when the delivery is alone, saving thread hops).
+    info = await asyncio.to_thread(message_info, data) if len(targets) > 1 else None
     failures: list[tuple[list[tuple[Path, cmd.RcptParams]], Reply]] = []
     for r, paths in targets:
         mailbox = "Junk" if junk else ruleset_mailbox(r.destination, data, smtp_ctx)
