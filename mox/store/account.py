@@ -6,9 +6,10 @@ Layout under ``<DataDir>/accounts/<name>/``: ``index.db`` (metadata),
 
 All database work runs on one thread per account (the event loop never
 waits on SQLite); each public method is one transaction. Durability: a
-message file is written in ``tmp/`` and synced to disk (one syncfs for all
-files of a group), renamed into ``msg/`` inside the transaction that inserts
-its row, the directory is fsynced, then the transaction commits; only then does the caller get the message back (and
+message file is written in ``tmp/``, renamed into ``msg/`` inside the
+transaction that inserts its row, the file and the directory are fsynced
+(together; for large groups the files with one syncfs before), then the
+transaction commits; only then does the caller get the message back (and
 may acknowledge it). A crash before commit leaves only a file without a row,
 removed at the next open (orphan cleanup). Deliveries that arrive while a
 transaction runs are committed together in the next one (group commit).
@@ -715,23 +716,19 @@ class Account:
         touched: dict[str, Mailbox] = {}
         dirs: set[Path] = set()
         renamed: list[Path] = []
+        sync_files = False
         if not all_or_nothing:
             # The message files must be on disk before the commit that refers to them (add_messages
             # synced its own). A small group: fsync each file, which on a busy file system is much
-            # cheaper than syncfs (that flushes every process's writes on it); a larger group: one
-            # syncfs instead of many fsyncs.
-            synced = False
+            # cheaper than syncfs (that flushes every process's writes on it), after its rename and
+            # together with the directories (_fsync_all); a larger group: one syncfs instead of many
+            # fsyncs.
             if len(batch) <= FSYNC_FILES_MAX:
-                try:
-                    for p in batch:
-                        _fsync_file(p.tmp_path)
-                    synced = True
-                except OSError:
-                    pass  # a missing file fails its own add below; the rest still gets synced
-            if not synced:
+                sync_files = True
+            else:
                 _syncfs(self.dir / "tmp")
         try:
-            self._commit_adds_tx(batch, all_or_nothing, results, changes, touched, dirs, renamed)
+            self._commit_adds_tx(batch, all_or_nothing, results, changes, touched, dirs, renamed, sync_files)
         except BaseException:
             # Rolled back: files already moved into msg/ belong to no row.
             for f in renamed:
@@ -750,6 +747,7 @@ class Account:
         touched: dict[str, Mailbox],
         dirs: set[Path],
         renamed: list[Path],
+        sync_files: bool = False,
     ) -> None:
         with self._tx() as c:
             modseq = self._next_modseq(c)
@@ -791,8 +789,8 @@ class Account:
             for mb in touched.values():
                 self._save_mailbox_state(c, mb, modseq)
                 changes.append(ev.MailboxCountsChanged(mb.id, MailboxCounts(**vars(mb.counts))))
-            for d in dirs:
-                _fsync_dir(d)
+            # Files (when not synced before) and their directory entries are durable before the commit.
+            _fsync_all(renamed if sync_files else [], sorted(dirs))
 
     def _total_size(self, c: sqlite3.Connection) -> int:
         (v,) = c.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()
@@ -1458,6 +1456,43 @@ def _fsync_dir(d: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_lock = threading.Lock()
+
+
+def _fsync_all(files: list[Path], dirs: list[Path]) -> None:
+    """fsync files and directories, concurrently; raises the first OSError after all finished.
+
+    On a busy journaling file system each fsync waits for a journal commit; syncs in flight
+    together share one, where one after the other each waits for its own. Measured on this
+    project's machines (ext4, shared disk): write 2 KiB, rename, fsync file and directory took a
+    median 0.3-0.45 ms with both fsyncs in flight together against 0.4-3.4 ms one after the other,
+    and a p90 of 0.5-4.7 ms against 4-8 ms.
+    """
+    jobs: list[tuple[Callable[[Path], None], Path]] = [(_fsync_file, f) for f in files] + [(_fsync_dir, d) for d in dirs]
+    if not jobs:
+        return
+    global _sync_pool
+    futures = []
+    if len(jobs) > 1:
+        with _sync_pool_lock:
+            if _sync_pool is None:
+                _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store-fsync")
+        futures = [_sync_pool.submit(fn, p) for fn, p in jobs[1:]]
+    err: OSError | None = None
+    try:
+        jobs[0][0](jobs[0][1])
+    except OSError as e:
+        err = e
+    for fut in futures:
+        try:
+            fut.result()
+        except OSError as e:
+            err = err or e
+    if err is not None:
+        raise err
 
 
 class _Registry:

@@ -1,5 +1,6 @@
 """Account.add_message: a lone delivery commits at once, in one trip to the database thread (no
-batch timer, no worker threads); deliveries that arrive while a commit runs are grouped."""
+batch timer, no worker threads); deliveries that arrive while a commit runs are grouped; message
+files and their directories are synced together, after the rename and before the COMMIT."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +83,54 @@ async def test_lone_delivery_failing_to_write_reports_error(account: Account) ->
     m = await account.add_message("Inbox", make_message("again"))
     assert m.uid == 1
     assert (await account.mailbox("Inbox")).counts.total == 1
+
+
+async def test_file_and_directory_synced_after_rename_before_commit(account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    orig_file, orig_dir = account_mod._fsync_file, account_mod._fsync_dir
+
+    def fsync_file(p: Path) -> None:
+        events.append(f"file {p.relative_to(account.dir)}")
+        orig_file(p)
+
+    def fsync_dir(p: Path) -> None:
+        events.append(f"dir {p.relative_to(account.dir)}")
+        orig_dir(p)
+
+    monkeypatch.setattr(account_mod, "_fsync_file", fsync_file)
+    monkeypatch.setattr(account_mod, "_fsync_dir", fsync_dir)
+    account.conn.set_trace_callback(lambda stmt: events.append(stmt) if stmt in ("BEGIN IMMEDIATE", "COMMIT") else None)
+    try:
+        m = await account.add_message("Inbox", make_message("synced"))
+    finally:
+        account.conn.set_trace_callback(None)
+    path = account.message_path(m.id).relative_to(account.dir)
+    assert events[0] == "BEGIN IMMEDIATE" and events[-1] == "COMMIT"
+    # The file under its final name (renamed first), and its directory, both before COMMIT.
+    assert sorted(events[1:-1]) == sorted([f"file {path}", f"dir {path.parent}", f"dir {path.parent.parent}"])
+
+
+def test_fsync_all_runs_syncs_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [tmp_path / f"f{i}" for i in range(3)]
+    for f in files:
+        f.write_bytes(b"x")
+    # Every sync waits until all are in flight: done one after the other, the barrier breaks.
+    barrier = threading.Barrier(len(files) + 1, timeout=10)
+    done: list[Path] = []
+
+    def sync(p: Path) -> None:
+        barrier.wait()
+        done.append(p)
+
+    monkeypatch.setattr(account_mod, "_fsync_file", sync)
+    monkeypatch.setattr(account_mod, "_fsync_dir", sync)
+    account_mod._fsync_all(files, [tmp_path])
+    assert sorted(done) == sorted([*files, tmp_path])
+
+
+def test_fsync_all_raises_after_all_finished(tmp_path: Path) -> None:
+    present = tmp_path / "present"
+    present.write_bytes(b"x")
+    with pytest.raises(FileNotFoundError):
+        account_mod._fsync_all([tmp_path / "missing", present], [tmp_path])
+    account_mod._fsync_all([], [])  # nothing to do
