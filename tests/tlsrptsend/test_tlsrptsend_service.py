@@ -15,7 +15,7 @@ from mox.config.load import Config
 from mox.ctl.server import CtlCommandError
 from mox.dmarcdb import Evaluation, EvaluationDB
 from mox.dns import MockResolver
-from mox.queue import open_queue
+from mox.queue import Queue, open_queue
 from mox.tlsrptsend import service
 
 END = datetime.datetime(2026, 3, 3, tzinfo=datetime.UTC).timestamp()
@@ -24,6 +24,7 @@ END = datetime.datetime(2026, 3, 3, tzinfo=datetime.UTC).timestamp()
 @dataclass
 class _Server:
     cfg: Config
+    queue: Queue | None = None
 
 
 def _resolver(cfg: Config) -> MockResolver:
