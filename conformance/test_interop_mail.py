@@ -420,9 +420,12 @@ def test_interop_client_submits_mox2_to_mox1_mtasts(interop: Network) -> None:
     assert sts["summary"]["total-failure-session-count"] == 0, sts
     logs = net.hosts["mox2"].logs().splitlines()
     assert any('m="mtasts policy fetched"' in x and f"domain={MOX1_DOMAIN}" in x for x in logs), "\n".join(logs)
+    assert sts["summary"]["total-successful-session-count"] >= 1, sts
+    # No TLSA for mox1's MX: verified by PKIX alone, as the enforced policy requires. Other deliveries to
+    # the same host (DSNs, reports to the host's own TLSRPT address, which has no policy) may be
+    # opportunistic, so only one verified handshake is required here; the sts result above has no failures.
     handshakes = [x for x in logs if 'm="tls handshake done"' in x and f"servername={MOX1_HOST}" in x]
-    # No TLSA for mox1's MX: verified by PKIX alone, as the enforced policy requires.
-    assert handshakes and all("pkixverified=true" in x for x in handshakes), "\n".join(handshakes)
+    assert any("pkixverified=true" in x for x in handshakes), "\n".join(handshakes)
 
 
 def _submit_on_mox1(net: Network, rcpt: str, subject: str) -> None:
@@ -455,7 +458,10 @@ def test_interop_mtasts_mox1_to_mox2_enforced(interop: Network) -> None:
     assert fetched, "\n".join(logs)
     handshakes = [x for x in logs if 'm="tls handshake done"' in x and f"servername={MOX2_HOST}" in x]
     # pkixverified: checked because the policy is enforced (without it mox1 only uses DANE for mox2).
-    assert handshakes and all("pkixverified=true" in x and "daneverified=true" in x for x in handshakes), "\n".join(handshakes)
+    # Every connection to that host is DANE-verified; mail to an address at the host name itself (its
+    # TLSRPT address) has no MTA-STS policy, so PKIX is required of one handshake, not all.
+    assert handshakes and all("daneverified=true" in x for x in handshakes), "\n".join(handshakes)
+    assert any("pkixverified=true" in x for x in handshakes), "\n".join(handshakes)
 
 
 def test_interop_mtasts_mx_mismatch_not_delivered(interop: Network) -> None:
