@@ -16,6 +16,7 @@ from mox.store.model import (
     Flags,
     Mailbox,
     MailboxExists,
+    Message,
     SpecialUse,
     StoreError,
     flag_names,
@@ -74,19 +75,26 @@ async def select(sess: Session, cmd: p.Command) -> Result:
     if sess.sub is not None:
         sess.sub.pending()  # Older changes are part of the state read now.
     qr = cmd.qresync if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity else None
-    msgs = await acc.messages_light(mb.name, include_expunged=qr is not None)
-    live = [m for m in msgs if not m.expunged]
+    msgs: list[Message] = []
+    live: list[Message] = []
+    if qr is not None:
+        msgs = await acc.messages_light(mb.name, include_expunged=True)
+        live = [m for m in msgs if not m.expunged]
+        uids = [m.uid for m in live]
+        unseen_uid = next((m.uid for m in live if not m.flags & Flags.SEEN), 0)
+    else:
+        # Just the UIDs (and the first unseen): a large mailbox is selected without reading its messages.
+        mb, uids, unseen_uid = await acc.mailbox_uids(mb.name, first_unseen=not sess.rev2)
     sess.mailbox, sess.mailbox_id, sess.uidvalidity = mb.name, mb.id, mb.uidvalidity
     sess.readonly = cmd.readonly
-    sess.uids = [m.uid for m in live]
+    sess.uids = uids
     flags = SYSTEM_FLAGS + mb.keywords
     sess.send(w.untagged(b"FLAGS " + w.flag_list(flags)))
-    sess.send(w.untagged(f"{len(live)} EXISTS"))
+    sess.send(w.untagged(f"{len(uids)} EXISTS"))
     if not sess.rev2:
         sess.send(w.untagged("0 RECENT"))
-        unseen = next((i + 1 for i, m in enumerate(live) if not m.flags & Flags.SEEN), None)
-        if unseen is not None:
-            sess.send(w.untagged(f"OK [UNSEEN {unseen}] first unseen"))
+        if unseen_uid:
+            sess.send(w.untagged(f"OK [UNSEEN {sess.seq_of(unseen_uid)}] first unseen"))
     sess.send(w.untagged(f"OK [UIDVALIDITY {mb.uidvalidity}] x"))
     sess.send(w.untagged(f"OK [UIDNEXT {mb.uidnext}] x"))
     perm = [] if cmd.readonly else [*flags, "\\*"]

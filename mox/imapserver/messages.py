@@ -18,6 +18,7 @@ from mox.message.preview import preview_part
 from mox.message.transfer import IDENTITY_ENCODINGS
 from mox.store.model import Flags, Message, StoreError, flag_names
 
+from . import bulk
 from .mailboxes import ensure_condstore, parse_flags
 from .session import Bad, No, Result, Session, store_name
 
@@ -79,40 +80,14 @@ async def store(sess: Session, cmd: p.Command) -> Result:
     flags, keywords = parse_flags(cmd.flags)
     if cmd.unchangedsince is not None:
         await ensure_condstore(sess)
-    acc = sess.acc()
-    uids = [u for _, u in targets]
-    modified: list[int] = []
-    kw: dict[str, object] = {"source": sess, "unchanged_since": cmd.unchangedsince, "modified": modified}
-    if cmd.mode == "+":
-        changed = await acc.set_flags(sess.mailbox, uids, add=flags, add_keywords=keywords, **kw)  # type: ignore[arg-type]
-    elif cmd.mode == "-":
-        changed = await acc.set_flags(sess.mailbox, uids, remove=flags, remove_keywords=keywords, **kw)  # type: ignore[arg-type]
-    else:
-        changed = await acc.set_flags(sess.mailbox, uids, add=flags, add_keywords=keywords, replace=True, **kw)  # type: ignore[arg-type]
-    changed_uids = {m.uid for m in changed}
-    failed = set(modified)
-    if not cmd.silent or (sess.condstore and changed):
-        msgs = await _messages_by_uid(sess, targets) if not cmd.silent else {m.uid: m for m in changed}
-        for seq, u in targets:
-            m = msgs.get(u)
-            if m is None or m.expunged or u in failed:
-                continue
-            if cmd.silent and u not in changed_uids:
-                continue
-            r = sess.fetch_response(seq, u)
-            if cmd.uid and not sess.uidonly:
-                r.add(b"UID", b"%d" % u)
-            if not cmd.silent:
-                r.add(b"FLAGS", _flags(m))
-            if sess.condstore:
-                # RFC 7162 section 3.1.3: MODSEQ in the FETCH after STORE, even with .SILENT when changed.
-                r.add(b"MODSEQ", b"(%d)" % m.modseq)
-            sess.sendlines(r.chunks())
-    if modified:
-        # RFC 7162 section 3.1.3: the messages that failed the UNCHANGEDSINCE test.
-        nums = sorted(modified) if cmd.uid else sorted(sess.seq_of(u) for u in modified)
-        return "conditional store did not modify all", f"MODIFIED {NumSet.from_numbers(nums)}"
-    return "store done", None
+    remove = cmd.mode == "-"
+    res = await sess.acc().store_flags(
+        sess.mailbox, [u for _, u in targets],
+        add=Flags.NONE if remove else flags, add_keywords=None if remove else keywords,
+        remove=flags if remove else Flags.NONE, remove_keywords=keywords if remove else None,
+        replace=cmd.mode == "", unchanged_since=cmd.unchangedsince, states=not cmd.silent, source=sess,
+    )  # fmt: skip
+    return await bulk.store_responses(sess, cmd, targets, res)
 
 
 async def copy(sess: Session, cmd: p.Command) -> Result:
@@ -353,6 +328,8 @@ async def fetch(sess: Session, cmd: p.Command) -> Result:
         # RFC 7162 section 3.1.4.1: CHANGEDSINCE implies MODSEQ.
         atts.append(p.FetchAtt("MODSEQ"))
     targets = sess.msg_index(cmd.uid, cmd.nums)
+    if bulk.is_simple(cmd, atts):
+        return await bulk.fetch_simple(sess, targets, atts, cmd.changedsince)
     msgs = await _messages_by_uid(sess, None if cmd.vanished else targets)
     if cmd.vanished:
         # RFC 7162 section 3.2.6: expunged messages in the UID set changed since the given modseq.

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +214,26 @@ class MessageInfo:
     parsed_json: str = ""
     imap_cache: bytes = b""
     """The message's mox.imapproto.msgcache record, if computed at delivery."""
+
+
+MessageAttrs = tuple[int, int, str, int, float, int, float, int]
+"""What :meth:`Account.message_attrs` returns per message: uid, flags, keywords (JSON list),
+size, received, modseq, savedate, expunged."""
+
+
+@dataclass
+class FlagsStored:
+    """What :meth:`Account.store_flags` did."""
+
+    modseq: int = 0
+    """The modseq of the changed messages; 0 if nothing changed."""
+    changed: set[int] = field(default_factory=set)
+    """UIDs of the messages whose flags or keywords changed."""
+    modified: list[int] = field(default_factory=list)
+    """UIDs left alone because their modseq was above unchanged_since (ascending)."""
+    states: list[tuple[int, int, str, int]] = field(default_factory=list)
+    """With states: (uid, flags, keywords JSON, modseq) after the change of each addressed
+    message that exists, in UID order."""
 
 
 @dataclass
@@ -942,6 +962,166 @@ class Account:
                 kw = json.loads(r[9]) if r[9] != "[]" else []
                 out.append(Message(r[0], mid, r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], Flags(r[8]), kw, "", "", r[10], [], False, False, False))
             return out
+
+        return await self._db(run)
+
+    # Compact reads and bulk flag changes for IMAP on large mailboxes: plain tuples of the few
+    # columns needed instead of Message objects (a SELECT, FETCH FLAGS or STORE of 1:* on a
+    # 10,000-message mailbox spends most of its time building objects otherwise).
+
+    async def mailbox_uids(self, mailbox: str, *, first_unseen: bool = False) -> tuple[Mailbox, list[int], int]:
+        """The mailbox, the UIDs of its messages (not expunged, ascending) and, with first_unseen,
+        the UID of the first message without \\Seen (0 if none), read together (IMAP SELECT)."""
+
+        def run() -> tuple[Mailbox, list[int], int]:
+            c = self.conn
+            mb = self._mailbox_by_name(c, check_mailbox_name(mailbox))
+            if mb is None:
+                raise MailboxNotFound(f"mailbox {mailbox!r} does not exist")
+            rows = c.execute("SELECT uid FROM message WHERE mailbox_id = ? AND expunged = 0 ORDER BY uid", (mb.id,)).fetchall()
+            unseen = 0
+            if first_unseen and mb.counts.unseen:
+                r = c.execute(
+                    "SELECT uid FROM message WHERE mailbox_id = ? AND expunged = 0 AND (flags & ?) = 0 ORDER BY uid LIMIT 1",
+                    (mb.id, int(Flags.SEEN)),
+                ).fetchone()
+                unseen = r[0] if r else 0
+            return mb, [r[0] for r in rows], unseen
+
+        return await self._db(run)
+
+    async def message_attrs(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[MessageAttrs]:
+        """(uid, flags, keywords as JSON, size, received, modseq, savedate, expunged) of the messages
+        of a mailbox in UID order, expunged ones included (IMAP FETCH of UID/FLAGS/RFC822.SIZE/
+        INTERNALDATE/MODSEQ/SAVEDATE). With uids, only those (read in chunks; for many UIDs,
+        reading the whole mailbox is faster)."""
+
+        def run() -> list[MessageAttrs]:
+            q = "SELECT uid, flags, keywords, size, received, modseq, savedate, expunged FROM message WHERE mailbox_id = ?"
+            if uids is None:
+                return self.conn.execute(q + " ORDER BY uid", (mailbox_id,)).fetchall()
+            out: list[MessageAttrs] = []
+            want = sorted(set(uids))
+            for i in range(0, len(want), 500):
+                chunk = want[i : i + 500]
+                out += self.conn.execute(q + f" AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid", (mailbox_id, *chunk))
+            return out
+
+        return await self._db(run)
+
+    async def store_flags(
+        self,
+        mailbox: str,
+        uids: Sequence[int],
+        *,
+        add: Flags = Flags.NONE,
+        remove: Flags = Flags.NONE,
+        add_keywords: list[str] | None = None,
+        remove_keywords: list[str] | None = None,
+        replace: bool = False,
+        unchanged_since: int | None = None,
+        states: bool = False,
+        source: object = None,
+    ) -> FlagsStored:
+        """Change flags and keywords of many messages in one transaction, like :meth:`set_flags`
+        (same meaning of replace and unchanged_since, same change events: one FlagsChanged per
+        changed message, all with one new modseq), without building Message objects. With states,
+        the result has the flags of every addressed message after the change (IMAP STORE without
+        .SILENT)."""
+        addi, remi = int(add), int(remove)
+        addk = {k.lower() for k in add_keywords or []}
+        remk = {k.lower() for k in remove_keywords or []}
+        seen_i, deleted_i = int(Flags.SEEN), int(Flags.DELETED)
+
+        def new_keywords(kwj: str, cache: dict[str, tuple[str, tuple[str, ...], bool]]) -> tuple[str, tuple[str, ...], bool]:
+            # Keywords JSON after the change, as a tuple, and whether they changed; few distinct
+            # keyword lists occur, so each is worked out once.
+            v = cache.get(kwj)
+            if v is None:
+                old = json.loads(kwj)
+                new = sorted(addk) if replace else sorted((set(old) | addk) - remk)
+                v = (json.dumps(new), tuple(new), new != old)
+                cache[kwj] = v
+            return v
+
+        def run() -> FlagsStored:
+            changes: list[ev.Change] = []
+            res = FlagsStored()
+            with self._tx() as c:
+                mb = self._mailbox_by_name(c, check_mailbox_name(mailbox))
+                if mb is None:
+                    raise MailboxNotFound(f"mailbox {mailbox!r} does not exist")
+                q = "SELECT id, uid, modseq, flags, keywords FROM message WHERE mailbox_id = ? AND expunged = 0"
+                rows: list[tuple[int, int, int, int, str]]
+                if len(uids) > 1000:
+                    # Many UIDs: one pass over the mailbox is cheaper than lookups.
+                    want = set(uids)
+                    rows = [r for r in c.execute(q + " ORDER BY uid", (mb.id,)) if r[1] in want]
+                else:
+                    rows = []
+                    ul = sorted(set(uids))
+                    for i in range(0, len(ul), 500):
+                        chunk = ul[i : i + 500]
+                        rows += c.execute(q + f" AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid", (mb.id, *chunk))
+                kwcache: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+                flagcache: dict[int, Flags] = {}
+                updates: list[tuple[int, str, int, int]] = []
+                modseq = 0
+                dtotal = ddeleted = dunread = dunseen = 0
+                for mid, uid, mseq, f, kwj in rows:
+                    if unchanged_since is not None and mseq > unchanged_since:
+                        res.modified.append(uid)
+                        if states:
+                            res.states.append((uid, f, kwj, mseq))
+                        continue
+                    nf = addi if replace else (f | addi) & ~remi
+                    nkwj, nkw, kwchanged = new_keywords(kwj, kwcache)
+                    if nf == f and not kwchanged:
+                        if states:
+                            res.states.append((uid, f, kwj, mseq))
+                        continue
+                    if not modseq:
+                        modseq = self._next_modseq(c)
+                    if not kwchanged:
+                        nkwj = kwj  # Stored as it was.
+                    # Counts (as MailboxCounts.of_message): total and unread exclude \Deleted, unseen does not.
+                    od, nd = f & deleted_i, nf & deleted_i
+                    os_, ns = f & seen_i, nf & seen_i
+                    dtotal += (not nd) - (not od)
+                    ddeleted += bool(nd) - bool(od)
+                    dunread += (not ns and not nd) - (not os_ and not od)
+                    dunseen += (not ns) - (not os_)
+                    updates.append((nf, nkwj, modseq, mid))
+                    res.changed.add(uid)
+                    if states:
+                        res.states.append((uid, nf, nkwj, modseq))
+                    mask = f ^ nf
+                    fm = flagcache.get(mask)
+                    if fm is None:
+                        fm = flagcache[mask] = Flags(mask)
+                    fn = flagcache.get(nf)
+                    if fn is None:
+                        fn = flagcache[nf] = Flags(nf)
+                    changes.append(ev.FlagsChanged(mb.id, uid, modseq, fm, fn, nkw))
+                if updates:
+                    c.executemany("UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?", updates)
+                new_kw = sorted(addk - set(mb.keywords))
+                if new_kw:
+                    mb.keywords = sorted([*mb.keywords, *new_kw])
+                    changes.append(ev.MailboxKeywords(mb.id, tuple(mb.keywords)))
+                if updates:
+                    k = mb.counts
+                    k.total += dtotal
+                    k.deleted += ddeleted
+                    k.unread += dunread
+                    k.unseen += dunseen
+                    self._save_mailbox_state(c, mb, modseq)
+                    changes.append(ev.MailboxCountsChanged(mb.id, MailboxCounts(**vars(k))))
+                elif new_kw:
+                    c.execute("UPDATE mailbox SET keywords = ? WHERE id = ?", (json.dumps(mb.keywords), mb.id))
+                res.modseq = modseq
+            self.bus.publish(ev.Batch(tuple(changes), source))
+            return res
 
         return await self._db(run)
 
