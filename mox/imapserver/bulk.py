@@ -45,6 +45,20 @@ def flag_list(flags: int, keywords_json: str) -> bytes:
     return v
 
 
+_flag_lists_kw: dict[tuple[int, tuple[str, ...]], bytes] = {}
+
+
+def flag_list_of(flags: Flags, keywords: tuple[str, ...]) -> bytes:
+    """The FLAGS list of system flags and keywords (e.g. of a change event); cached."""
+    key = (int(flags), keywords)
+    v = _flag_lists_kw.get(key)
+    if v is None:
+        v = w.flag_list(flag_names(flags) + list(keywords))
+        if len(_flag_lists_kw) < _FLAGS_CACHE_MAX:
+            _flag_lists_kw[key] = v
+    return v
+
+
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _DAYS_CACHE_MAX = 100_000
 _days: dict[int, bytes] = {}

@@ -33,9 +33,9 @@ from mox.serve.services import ConnContext
 from mox.store import events as ev
 from mox.store.auth import LoginDisabled, LoginFailed, authenticate_plain
 from mox.store.deliver import open_config_account
-from mox.store.model import Flags, QuotaExceeded, StoreError, flag_names
+from mox.store.model import Flags, QuotaExceeded, StoreError
 
-from . import mailboxes, messages, notify, search, session
+from . import bulk, mailboxes, messages, notify, search, session
 from .session import APPEND_LIMIT, Bad, Closed, No, Result, Session
 
 log = mlog.new("imapserver")
@@ -247,7 +247,17 @@ async def flush(sess: Session) -> None:
     report_flags = group is None or (group.events is not None and "FLAGCHANGE" in group.events)
     new_atts = group.fetch_atts if group is not None and group.events and "MESSAGENEW" in group.events else []
 
+    # FETCH FLAGS lines are gathered and written together (a STORE on a whole mailbox elsewhere
+    # means thousands), before any other response so the order stays.
+    out: list[bytes] = []
+
+    def send_flags() -> None:
+        if out:
+            sess.send(b"".join(out))
+            out.clear()
+
     async def announce() -> None:
+        send_flags()
         if fresh:
             new = list(fresh)
             sess.uids.extend(fresh)
@@ -275,21 +285,25 @@ async def flush(sess: Session) -> None:
             elif isinstance(c, ev.MessagesRemoved):
                 gone = set(c.uids)
                 fresh[:] = [u for u in fresh if u not in gone]
+                send_flags()
                 report_expunged(sess, c.uids)
             elif isinstance(c, ev.FlagsChanged):
                 # Not yet announced messages need no FETCH: the client asks for their flags.
                 seq = sess.seq_of(c.uid)
                 if seq and report_flags:
-                    names = flag_names(c.flags) + list(c.keywords)
+                    fl = bulk.flag_list_of(c.flags, c.keywords)
                     ms = b" MODSEQ (%d)" % c.modseq if sess.condstore else b""
                     if sess.uidonly:
-                        sess.send(w.untagged(b"%d UIDFETCH (FLAGS %s%s)" % (c.uid, w.flag_list(names), ms)))
+                        out.append(b"* %d UIDFETCH (FLAGS %s%s)\r\n" % (c.uid, fl, ms))
                     else:
-                        sess.send(w.untagged(b"%d FETCH (UID %d FLAGS %s%s)" % (seq, c.uid, w.flag_list(names), ms)))
+                        out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (seq, c.uid, fl, ms))
+                    if len(out) >= bulk.WRITE_BATCH:
+                        send_flags()
             elif isinstance(c, ev.MailboxRenamed):
                 sess.mailbox = c.new_name
             elif isinstance(c, ev.MailboxRemoved):
                 # The selected mailbox is gone: nothing more can be done with it.
+                send_flags()
                 sess.send(w.untagged("BYE selected mailbox was deleted"))
                 raise Closed()
     await announce()

@@ -148,3 +148,25 @@ async def test_store_all_unchangedsince(port: int, client: Client) -> None:
     # With CONDSTORE, .SILENT still reports MODSEQ of the changed messages (RFC 7162 section 3.1.3).
     assert [re.sub(rb"MODSEQ \(\d+\)", b"M", x) for x in r[:-1]] == [b"* %d FETCH (UID %d M)\r\n" % (i, i) for i in (1, 2, 3, 4)]
     other.writer.close()
+
+
+async def test_flag_changes_then_expunge_in_order(port: int, client: Client) -> None:
+    for _ in range(3):
+        await append(client, SIMPLE_MSG)
+    await client.cmd("SELECT INBOX")
+    other = await connect(port)
+    await other.cmd("SELECT INBOX")
+    await other.cmd("STORE 1:3 +FLAGS.SILENT (\\Flagged)")
+    await other.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    await other.cmd("EXPUNGE")
+    await other.cmd("STORE 2 +FLAGS.SILENT ($Done)")  # Was UID 3.
+    r = await client.cmd("NOOP")
+    assert r[:-1] == [
+        b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n",
+        b"* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\n",
+        b"* 3 FETCH (UID 3 FLAGS (\\Flagged))\r\n",
+        b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Deleted))\r\n",
+        b"* 2 EXPUNGE\r\n",
+        b"* 2 FETCH (UID 3 FLAGS (\\Flagged $done))\r\n",
+    ]
+    other.writer.close()
