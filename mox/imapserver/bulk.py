@@ -96,7 +96,8 @@ async def fetch_simple(sess: Session, targets: list[tuple[int, int]], atts: list
     assert sess.mailbox is not None
     uids = [u for _, u in targets]
     # Few messages: read just those; many: one pass over the mailbox's rows.
-    rows = await sess.acc().message_attrs(sess.mailbox_id, uids if len(uids) <= 1000 else None)
+    # With CHANGEDSINCE, the store finds the changed messages with its modseq index.
+    rows = await sess.acc().message_attrs(sess.mailbox_id, uids if len(uids) <= 1000 else None, changed_since=changedsince)
     head = b"* %d UIDFETCH (" if sess.uidonly else b"* %d FETCH ("
     parts: list[bytes] = []
     kinds: list[int] = []
@@ -122,7 +123,6 @@ async def fetch_simple(sess: Session, targets: list[tuple[int, int]], atts: list
             parts.append(b"SAVEDATE %s")
             kinds.append(5)
     fmt = head + b" ".join(parts) + b")\r\n"
-    since = changedsince if changedsince is not None else -1
     out: list[bytes] = []
     i, n = 0, len(rows)
     for seq, u in targets:
@@ -132,7 +132,7 @@ async def fetch_simple(sess: Session, targets: list[tuple[int, int]], atts: list
         if i == n:
             break
         r: MessageAttrs = rows[i]
-        if r[0] != u or r[5] <= since:
+        if r[0] != u:
             continue
         vals: list[int | bytes] = [u if sess.uidonly else seq]
         for k in kinds:

@@ -16,13 +16,12 @@ from mox.store.model import (
     Flags,
     Mailbox,
     MailboxExists,
-    Message,
     SpecialUse,
     StoreError,
-    flag_names,
     parse_flag_names,
 )
 
+from . import bulk
 from .session import APPEND_LIMIT, Bad, No, Result, Session, imap_name, store_name
 
 SYSTEM_FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "$Forwarded", "$Junk", "$NotJunk", "$Phishing", "$MDNSent"]
@@ -75,16 +74,11 @@ async def select(sess: Session, cmd: p.Command) -> Result:
     if sess.sub is not None:
         sess.sub.pending()  # Older changes are part of the state read now.
     qr = cmd.qresync if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity else None
-    msgs: list[Message] = []
-    live: list[Message] = []
-    if qr is not None:
-        msgs = await acc.messages_light(mb.name, include_expunged=True)
-        live = [m for m in msgs if not m.expunged]
-        uids = [m.uid for m in live]
-        unseen_uid = next((m.uid for m in live if not m.flags & Flags.SEEN), 0)
-    else:
-        # Just the UIDs (and the first unseen): a large mailbox is selected without reading its messages.
-        mb, uids, unseen_uid = await acc.mailbox_uids(mb.name, first_unseen=not sess.rev2)
+    # Just the UIDs (and the first unseen, and for QRESYNC the changed messages): a large mailbox
+    # is selected without reading all its messages.
+    mb, uids, unseen_uid, changed = await acc.mailbox_uids(
+        mb.name, first_unseen=not sess.rev2, changed_since=qr.modseq if qr is not None else None
+    )
     sess.mailbox, sess.mailbox_id, sess.uidvalidity = mb.name, mb.id, mb.uidvalidity
     sess.readonly = cmd.readonly
     sess.uids = uids
@@ -108,16 +102,23 @@ async def select(sess: Session, cmd: p.Command) -> Result:
         # RFC 7162 section 3.2.5.1: expunged UIDs the client may know, then changed messages.
         known = qr.known_uids
         top = mb.uidnext - 1
-        vanished = [m.uid for m in msgs if m.expunged and m.modseq > qr.modseq and (known is None or known.contains(m.uid, top))]
+        vanished = [r[0] for r in changed if r[7] and (known is None or known.contains(r[0], top))]
         if vanished:
             sess.send(w.vanished(vanished, earlier=True))
-        for i, m in enumerate(live):
-            if m.modseq > qr.modseq:
-                fl = w.flag_list(flag_names(m.flags) + m.keywords)
-                if sess.uidonly:
-                    sess.send(w.untagged(b"%d UIDFETCH (FLAGS %s MODSEQ (%d))" % (m.uid, fl, m.modseq)))
-                else:
-                    sess.send(w.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (i + 1, m.uid, fl, m.modseq)))
+        out: list[bytes] = []
+        for uid, fl, kwj, _, _, modseq, _, expunged in changed:
+            seq = sess.seq_of(uid)
+            if expunged or not seq:
+                continue
+            if sess.uidonly:
+                out.append(b"* %d UIDFETCH (FLAGS %s MODSEQ (%d))\r\n" % (uid, bulk.flag_list(fl, kwj), modseq))
+            else:
+                out.append(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n" % (seq, uid, bulk.flag_list(fl, kwj), modseq))
+            if len(out) >= bulk.WRITE_BATCH:
+                sess.send(b"".join(out))
+                out.clear()
+                await sess.drain()
+        sess.send(b"".join(out))
     return ("examine done", "READ-ONLY") if cmd.readonly else ("select done", "READ-WRITE")
 
 

@@ -216,6 +216,8 @@ class MessageInfo:
     """The message's mox.imapproto.msgcache record, if computed at delivery."""
 
 
+_ATTRS_QUERY = "SELECT uid, flags, keywords, size, received, modseq, savedate, expunged FROM message WHERE mailbox_id = ?"
+
 MessageAttrs = tuple[int, int, str, int, float, int, float, int]
 """What :meth:`Account.message_attrs` returns per message: uid, flags, keywords (JSON list),
 size, received, modseq, savedate, expunged."""
@@ -969,11 +971,15 @@ class Account:
     # columns needed instead of Message objects (a SELECT, FETCH FLAGS or STORE of 1:* on a
     # 10,000-message mailbox spends most of its time building objects otherwise).
 
-    async def mailbox_uids(self, mailbox: str, *, first_unseen: bool = False) -> tuple[Mailbox, list[int], int]:
-        """The mailbox, the UIDs of its messages (not expunged, ascending) and, with first_unseen,
-        the UID of the first message without \\Seen (0 if none), read together (IMAP SELECT)."""
+    async def mailbox_uids(
+        self, mailbox: str, *, first_unseen: bool = False, changed_since: int | None = None
+    ) -> tuple[Mailbox, list[int], int, list[MessageAttrs]]:
+        """What IMAP SELECT needs, read together (one consistent state): the mailbox, the UIDs
+        of its messages (not expunged, ascending), with first_unseen the UID of the first
+        message without \\Seen (else 0), and with changed_since the :meth:`message_attrs` rows
+        (expunged ones included) with a higher modseq (QRESYNC, RFC 7162 section 3.2.5.1)."""
 
-        def run() -> tuple[Mailbox, list[int], int]:
+        def run() -> tuple[Mailbox, list[int], int, list[MessageAttrs]]:
             c = self.conn
             mb = self._mailbox_by_name(c, check_mailbox_name(mailbox))
             if mb is None:
@@ -986,25 +992,32 @@ class Account:
                     (mb.id, int(Flags.SEEN)),
                 ).fetchone()
                 unseen = r[0] if r else 0
-            return mb, [r[0] for r in rows], unseen
+            changed: list[MessageAttrs] = []
+            if changed_since is not None:
+                changed = c.execute(_ATTRS_QUERY + " AND modseq > ? ORDER BY uid", (mb.id, changed_since)).fetchall()
+            return mb, [r[0] for r in rows], unseen, changed
 
         return await self._db(run)
 
-    async def message_attrs(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[MessageAttrs]:
+    async def message_attrs(self, mailbox_id: int, uids: Sequence[int] | None = None, *, changed_since: int | None = None) -> list[MessageAttrs]:
         """(uid, flags, keywords as JSON, size, received, modseq, savedate, expunged) of the messages
         of a mailbox in UID order, expunged ones included (IMAP FETCH of UID/FLAGS/RFC822.SIZE/
         INTERNALDATE/MODSEQ/SAVEDATE). With uids, only those (read in chunks; for many UIDs,
-        reading the whole mailbox is faster)."""
+        reading the whole mailbox is faster). With changed_since, only those with a higher modseq
+        (found with the mailbox/modseq index: CONDSTORE CHANGEDSINCE)."""
 
         def run() -> list[MessageAttrs]:
-            q = "SELECT uid, flags, keywords, size, received, modseq, savedate, expunged FROM message WHERE mailbox_id = ?"
+            q, args = _ATTRS_QUERY, [mailbox_id]
+            if changed_since is not None:
+                q += " AND modseq > ?"
+                args.append(changed_since)
             if uids is None:
-                return self.conn.execute(q + " ORDER BY uid", (mailbox_id,)).fetchall()
+                return self.conn.execute(q + " ORDER BY uid", args).fetchall()
             out: list[MessageAttrs] = []
             want = sorted(set(uids))
             for i in range(0, len(want), 500):
                 chunk = want[i : i + 500]
-                out += self.conn.execute(q + f" AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid", (mailbox_id, *chunk))
+                out += self.conn.execute(q + f" AND uid IN ({','.join('?' * len(chunk))}) ORDER BY uid", (*args, *chunk))
             return out
 
         return await self._db(run)

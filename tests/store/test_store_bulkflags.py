@@ -122,13 +122,17 @@ async def test_store_flags_missing_mailbox(account: Account) -> None:
 
 async def test_mailbox_uids_and_message_attrs(account: Account) -> None:
     await _fill(account, 4)
-    mb, uids, unseen = await account.mailbox_uids("Inbox", first_unseen=True)
-    assert mb.name == "Inbox" and uids == [1, 2, 3, 4] and unseen == 1
+    mb, uids, unseen, changed = await account.mailbox_uids("Inbox", first_unseen=True)
+    assert mb.name == "Inbox" and uids == [1, 2, 3, 4] and unseen == 1 and changed == []
+    base = mb.modseq
     await account.set_flags("Inbox", [1, 2], add=Flags.SEEN)
     await account.set_flags("Inbox", [3], add=Flags.DELETED)
     await account.expunge("Inbox")
-    mb, uids, unseen = await account.mailbox_uids("Inbox", first_unseen=True)
+    mb, uids, unseen, changed = await account.mailbox_uids("Inbox", first_unseen=True, changed_since=base)
     assert uids == [1, 2, 4] and unseen == 4 and mb.counts.imap_count == 3
+    # Changed since: flags set on 1 and 2, 3 expunged.
+    assert [(r[0], r[1], r[7]) for r in changed] == [(1, int(Flags.SEEN), 0), (2, int(Flags.SEEN), 0), (3, int(Flags.DELETED), 1)]
+    assert (await account.mailbox_uids("Inbox", changed_since=mb.modseq))[3] == []
     assert (await account.mailbox_uids("Inbox"))[2] == 0  # Not asked for.
     await account.set_flags("Inbox", [4], add=Flags.SEEN)
     assert (await account.mailbox_uids("Inbox", first_unseen=True))[2] == 0
@@ -142,4 +146,6 @@ async def test_mailbox_uids_and_message_attrs(account: Account) -> None:
             int(m.flags), m.keywords, m.size, m.received, m.modseq, m.savedate, m.expunged,
         )  # fmt: skip
     assert [r[0] for r in await account.message_attrs(mb.id, [4, 2, 9, 2])] == [2, 4]
+    assert [r[0] for r in await account.message_attrs(mb.id, changed_since=base)] == [1, 2, 3, 4]
+    assert [r[0] for r in await account.message_attrs(mb.id, [1, 4], changed_since=msgs[3].modseq)] == [4]
     assert await account.message_attrs(mb.id, []) == []
