@@ -170,3 +170,23 @@ async def test_flag_changes_then_expunge_in_order(port: int, client: Client) -> 
         b"* 2 FETCH (UID 3 FLAGS (\\Flagged $done))\r\n",
     ]
     other.writer.close()
+
+
+async def test_qresync_select_reports_only_changes(port: int, client: Client) -> None:
+    for _ in range(4):
+        await append(client, SIMPLE_MSG)
+    await client.cmd("ENABLE QRESYNC UIDONLY")
+    r = await client.cmd("SELECT INBOX")
+    uv = int(re.search(rb"UIDVALIDITY (\d+)", b"".join(r)).group(1))  # type: ignore[union-attr]
+    hms = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(r)).group(1))  # type: ignore[union-attr]
+    await client.cmd("UNSELECT")
+    other = await connect(port)
+    await other.cmd("SELECT INBOX")
+    await other.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)")
+    await other.cmd("EXPUNGE")
+    await other.cmd("UID STORE 2 +FLAGS.SILENT ($Seen2)")
+    r = await client.cmd(f"SELECT INBOX (QRESYNC ({uv} {hms}))")
+    assert b"* 3 EXISTS\r\n" in r and b"* VANISHED (EARLIER) 3\r\n" in r
+    changed = [x for x in r if b"UIDFETCH" in x]
+    assert len(changed) == 1 and re.fullmatch(rb"\* 2 UIDFETCH \(FLAGS \(\$seen2\) MODSEQ \(\d+\)\)\r\n", changed[0])
+    other.writer.close()
