@@ -329,11 +329,14 @@ def report_expunged(sess: Session, uids: tuple[int, ...] | list[int]) -> None:
 
 async def _resync(sess: Session) -> None:
     assert sess.account is not None and sess.mailbox is not None
-    current = [m.uid for m in await sess.account.messages_light(sess.mailbox)]
+    current = (await sess.account.mailbox_uids(sess.mailbox))[1]
     cur = set(current)
     report_expunged(sess, [u for u in sess.uids if u not in cur])
     last = sess.uids[-1] if sess.uids else 0
-    sess.uids.extend(u for u in current if u > last)
+    new = [u for u in current if u > last]
+    if new:
+        sess.uids.extend(new)
+        sess.send(w.untagged(f"{len(sess.uids)} EXISTS"))
 
 
 # Commands in any state.

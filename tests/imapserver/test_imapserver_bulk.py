@@ -3,6 +3,7 @@ the responses, CONDSTORE/UIDONLY forms, and what other sessions see."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 
@@ -10,8 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from imaphelpers import SIMPLE_MSG, Client, append, connect
 
+from mox.config.load import Config
 from mox.imapproto import write as w
 from mox.imapserver import bulk
+from mox.store.deliver import open_config_account
+from mox.store.model import Flags
 
 
 @given(st.floats(min_value=-2e9, max_value=6e10, allow_nan=False) | st.integers(min_value=-2_000_000_000, max_value=60_000_000_000))
@@ -190,3 +194,24 @@ async def test_qresync_select_reports_only_changes(port: int, client: Client) ->
     changed = [x for x in r if b"UIDFETCH" in x]
     assert len(changed) == 1 and re.fullmatch(rb"\* 2 UIDFETCH \(FLAGS \(\$seen2\) MODSEQ \(\d+\)\)\r\n", changed[0])
     other.writer.close()
+
+
+async def test_resync_after_missed_changes(port: int, client: Client, cfg: Config) -> None:
+    for _ in range(3):
+        await append(client, SIMPLE_MSG)
+    await client.cmd("SELECT INBOX")
+    acc = await open_config_account(cfg, "mox")
+    try:
+        for sub in list(acc.bus._subs):
+            sub.maxsize = 2  # Falls behind after two commits: told to resynchronise.
+        await acc.set_flags("Inbox", [2], add=Flags.DELETED)
+        await acc.expunge("Inbox")
+        await acc.add_message("Inbox", SIMPLE_MSG)
+        await acc.add_message("Inbox", SIMPLE_MSG)
+        await asyncio.sleep(0.05)  # The batches reach the session's queue through the loop.
+    finally:
+        await acc.close()
+    r = await client.cmd("NOOP")
+    assert r[:-1] == [b"* 2 EXPUNGE\r\n", b"* 4 EXISTS\r\n"]
+    r = await client.cmd("UID FETCH 1:* (UID)")
+    assert [x for x in r[:-1]] == [b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 3)\r\n", b"* 3 FETCH (UID 4)\r\n", b"* 4 FETCH (UID 5)\r\n"]
