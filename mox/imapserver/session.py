@@ -105,6 +105,7 @@ class Session:
     _deflate: zlib._Compress | None = None
     _inflate: zlib._Decompress | None = None
     _inflate_tail: bytes = b""
+    _deflate_unflushed: bool = False
 
     @property
     def cfg(self) -> Config:
@@ -141,6 +142,7 @@ class Session:
 
     def send(self, data: bytes) -> None:
         if self._deflate is not None:
+            self._deflate_unflushed = True
             data = self._deflate.compress(data)
             if not data:
                 return
@@ -155,7 +157,10 @@ class Session:
 
     async def drain(self) -> None:
         """Flush compression and wait until the transport takes our data, at most WRITE_TIMEOUT."""
-        if self._deflate is not None:
+        if self._deflate is not None and self._deflate_unflushed:
+            # Only after output: a sync flush of nothing still makes an empty block, which
+            # clients (mbsync: "IMAP error: empty response") take for a response.
+            self._deflate_unflushed = False
             data = self._deflate.flush(zlib.Z_SYNC_FLUSH)
             if data:
                 self.writer.write(data)

@@ -132,3 +132,24 @@ async def test_compress_only_deflate(client: Client) -> None:
     assert b" BAD " in r[-1]
     r = await client.cmd("NOOP")
     assert b" OK " in r[-1]
+
+
+async def test_compress_no_empty_flushes(client: Client) -> None:
+    # Each compressed write ends with a sync flush (00 00 ff ff); the server flushes only after
+    # output, as a flush of nothing is an empty block that mbsync takes for an empty response.
+    await client.cmd("COMPRESS DEFLATE")
+    z = _Deflated(client)
+    z.send(b"a NOOP\r\n")
+    raw = b""
+    d = zlib.decompressobj(-15)
+    out = b""
+    while b"a OK" not in out:
+        data = await asyncio.wait_for(client.reader.read(65536), 5)
+        assert data, "connection closed"
+        raw += data
+        out += d.decompress(data)
+    d = zlib.decompressobj(-15)
+    blocks = raw.split(b"\x00\x00\xff\xff")
+    assert blocks[-1] == b""
+    for b in blocks[:-1]:
+        assert d.decompress(b + b"\x00\x00\xff\xff") != b""
