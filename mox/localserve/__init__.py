@@ -280,11 +280,12 @@ def _apply_levels(cfg: Config, override: str) -> None:
 
 async def _serve(cfg: Config, root: Path, existing: bool, loglevel: str) -> None:
     from mox.localserve.resolver import LocalOnlyResolver
-    from mox.serve.server import Server
+    from mox.serve.server import Server, tune_gc
 
     resolver = None if "MOX_DNS" in os.environ else LocalOnlyResolver()
     server = Server(cfg, loglevel_override=loglevel, localserve=True, resolver=resolver)
     await server.start()
+    tune_gc()
     _trim_heap()
     sys.stderr.write(banner(cfg, root, existing))
     sys.stderr.flush()

@@ -17,6 +17,7 @@ import asyncio
 import asyncio.sslproto
 import contextlib
 import functools
+import gc
 import os
 import signal
 import socket
@@ -415,6 +416,7 @@ class Server:
 
     async def run(self) -> None:
         await self.start()
+        tune_gc()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_requested.set)
@@ -424,6 +426,27 @@ class Server:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.shutdown()
+
+
+GC_GEN0_THRESHOLD = 10_000
+"""Allocations of container objects between collections of the youngest generation (Python's
+default is 700). With the default, a server handling large IMAP responses (10,000-message FETCH,
+SEARCH, STORE) ran a full collection about every second, each 40-50 ms of CPU over every live
+object; see :func:`tune_gc`."""
+
+
+def tune_gc() -> None:
+    """Garbage collector settings for a long-running server, called once it has started: the
+    objects of start-up (modules, functions, classes, configuration; tens of thousands that live
+    for the whole run) are moved out of the collector's way with gc.freeze, and the youngest
+    generation is collected after GC_GEN0_THRESHOLD allocations. Measured over an import of 10,000
+    messages followed by mailbench's fetch: full collections 11 -> 3, their CPU 478 -> 35 ms (the
+    40 ms of CPU a SELECT sometimes took was one of them). Reference counting frees almost everything;
+    the collector is only for reference cycles, which get collected a little later."""
+    gc.collect()
+    gc.freeze()
+    _, t1, t2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, t1, t2)
 
 
 class _LazyWebServer:
