@@ -285,13 +285,13 @@ async def _serve(cfg: Config, root: Path, existing: bool, loglevel: str) -> None
     resolver = None if "MOX_DNS" in os.environ else LocalOnlyResolver()
     server = Server(cfg, loglevel_override=loglevel, localserve=True, resolver=resolver)
     await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop_requested.set)
     tune_gc()
     _trim_heap()
     sys.stderr.write(banner(cfg, root, existing))
     sys.stderr.flush()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.stop_requested.set)
     try:
         await server.stop_requested.wait()
     finally:

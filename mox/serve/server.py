@@ -416,10 +416,10 @@ class Server:
 
     async def run(self) -> None:
         await self.start()
-        tune_gc()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_requested.set)
+        tune_gc()  # After the signal handlers: a SIGTERM right after "mox started" stops us cleanly.
         try:
             await self.stop_requested.wait()
         finally:
