@@ -813,6 +813,10 @@ def write_mox1_config(state: Path, net_ips: dict[str, str], net_ips6: dict[str, 
     return conf, dkim_txt
 
 
+REFUSE_TRANSPORT_MESSAGE = "refused by the interop test transport"
+"""Text of the instances' "refuse" transport (a Fail transport), shown in its DSNs."""
+
+
 def write_mox_config(
     state: Path,
     name: str,
@@ -895,6 +899,10 @@ def write_mox_config(
         Postmaster=model.Postmaster(Account="mjl", Mailbox="Postmaster"),
         HostTLSRPT=model.HostTLSRPT(Account="mjl", Mailbox="TLSRPT", Localpart=HOST_TLSRPT_LOCALPART),
         OutgoingTLSReportsForAllSuccess=True,
+        # For `mox queue transport` (test_interop_ctl.py): a transport that fails every attempt.
+        Transports={
+            "refuse": model.Transport(Fail=model.TransportFail(SMTPCode=554, SMTPMessage=REFUSE_TRANSPORT_MESSAGE))
+        },
     )
     if ca_files:
         static.TLS = model.GlobalTLS(CA=model.CAConfig(CertFiles=ca_files))

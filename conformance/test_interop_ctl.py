@@ -46,7 +46,7 @@ from interop_ctl_helpers import (
     unique,
     wait_mox1_certificates,
 )
-from interop_net import MOX2_DOMAIN, Network, wait_for
+from interop_net import MOX2_DOMAIN, REFUSE_TRANSPORT_MESSAGE, Network, wait_for
 
 # The first interop test of a session also waits for the network (image builds on a cold cache).
 pytestmark = pytest.mark.timeout(900)
@@ -96,7 +96,7 @@ CTL_COMMANDS: dict[str, CtlCase] = {
     "queue list": CtlCase(("queue list",), "test_ctl_queue", "the held messages, filtered"),
     "queue holdset": CtlCase(("queue hold", "queue unhold"), "test_ctl_queue", "unhold: delivered to the other instance"),
     "queue schedule": CtlCase(("queue schedule",), "test_ctl_queue", "next attempt moved as listed"),
-    "queue transport": CtlCase(("queue transport",), "test_ctl_queue", "unknown transport refused, default set"),
+    "queue transport": CtlCase(("queue transport",), "test_ctl_queue", "a Fail transport set: DSN with its text; unknown refused, default set"),
     "queue requiretls": CtlCase(("queue requiretls",), "test_ctl_queue", "RequireTLS recorded (retired print)"),
     "queue fail": CtlCase(("queue fail",), "test_ctl_queue", "DSN to the sender, retired as failure"),
     "queue drop": CtlCase(("queue drop",), "test_ctl_queue", "gone from the queue without DSN"),
@@ -400,12 +400,12 @@ def test_ctl_queue(interop: Network, mox1_rcpt: Account) -> None:
         assert m, rules
         rule_id = m.group(1)
         try:
-            subjects = {k: unique(f"ctl queue {k} ") for k in ("fail", "drop", "release")}
+            subjects = {k: unique(f"ctl queue {k} ") for k in ("fail", "drop", "release", "transport")}
             for s in subjects.values():
                 q.submit([rcpt], s)
             listing = mox(net, "mox2", "queue", "list", "-account", q.name)
             ids = _queue_ids(listing)
-            assert len(ids) == 3 and listing.count(f"to:{rcpt}") == 3, listing
+            assert len(ids) == 4 and listing.count(f"to:{rcpt}") == 4, listing
             assert sorted(_queue_ids(mox(net, "mox2", "queue", "list", "-account", q.name, "-hold", "true"))) == sorted(ids)
             assert _queue_ids(mox(net, "mox2", "queue", "list", "-account", q.name, "-hold", "false")) == []
             # Which is which: queue dump gives the message as queued, DKIM-signed by mox2.
@@ -417,7 +417,7 @@ def test_ctl_queue(interop: Network, mox1_rcpt: Account) -> None:
                     if f"Subject: {s}" in dump:
                         by_subject[k] = i
             assert set(by_subject) == set(subjects), by_subject
-            fail_id, drop_id, release_id = (str(by_subject[k]) for k in ("fail", "drop", "release"))
+            fail_id, drop_id, release_id, transport_id = (str(by_subject[k]) for k in ("fail", "drop", "release", "transport"))
 
             # Schedule: the next attempt as listed.
             assert "1 message(s) rescheduled" in mox(net, "mox2", "queue", "schedule", "-ids", release_id, "-now", "2h")
@@ -430,8 +430,16 @@ def test_ctl_queue(interop: Network, mox1_rcpt: Account) -> None:
             assert _queue_ids(mox(net, "mox2", "queue", "list", "-ids", release_id, "-hold", "true")) == [int(release_id)]
             mox(net, "mox2", "queue", "schedule", "-ids", release_id, "-now", "0s")
 
-            # Transport: only configured ones (mox2 has none besides the default).
-            assert "unknown transport" in mox_fails(net, "mox2", "queue", "transport", "-ids", fail_id, "nosuch")
+            # Transport: only configured ones. "refuse" (a Fail transport in mox.conf) fails the attempt
+            # at once: a DSN with its text, retired with the transport; "" is the default again.
+            assert "unknown transport" in mox_fails(net, "mox2", "queue", "transport", "-ids", transport_id, "nosuch")
+            assert "1 message(s) changed" in mox(net, "mox2", "queue", "transport", "-ids", transport_id, "refuse")
+            mox(net, "mox2", "queue", "unhold", "-ids", transport_id)
+            dsn = q.wait_message(["TEXT", quoted(subjects["transport"]), "TEXT", quoted(REFUSE_TRANSPORT_MESSAGE)])
+            assert b"554" in dsn, dsn
+            info = json.loads(mox(net, "mox2", "queue", "retired", "print", transport_id))
+            assert info["Success"] is False and info["Transport"] == "refuse", info
+            assert "1 message(s) changed" in mox(net, "mox2", "queue", "transport", "-ids", fail_id, "refuse")
             assert "1 message(s) changed" in mox(net, "mox2", "queue", "transport", "-ids", fail_id, "")
             assert "1 message(s) changed" in mox(net, "mox2", "queue", "requiretls", "-ids", fail_id, "yes")
 
@@ -439,7 +447,7 @@ def test_ctl_queue(interop: Network, mox1_rcpt: Account) -> None:
             assert "1 message(s) marked as failed" in mox(net, "mox2", "queue", "fail", "-ids", fail_id)
             q.wait_message(["TEXT", quoted(subjects["fail"])])
             retired = mox(net, "mox2", "queue", "retired", "list", "-result", "failure", "-account", q.name)
-            assert _queue_ids(retired) == [int(fail_id)], retired
+            assert sorted(_queue_ids(retired)) == sorted([int(fail_id), int(transport_id)]), retired
             info = json.loads(mox(net, "mox2", "queue", "retired", "print", fail_id))
             assert info["Success"] is False and info["RequireTLS"] is True and info["Transport"] == "", info
             assert info["RecipientAddress"] == rcpt and info["Subject"] == subjects["fail"], info
