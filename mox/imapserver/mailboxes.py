@@ -80,6 +80,7 @@ async def select(sess: Session, cmd: p.Command) -> Result:
         mb.name, first_unseen=not sess.rev2, changed_since=qr.modseq if qr is not None else None
     )
     sess.mailbox, sess.mailbox_id, sess.uidvalidity = mb.name, mb.id, mb.uidvalidity
+    sess.modseq = mb.modseq
     sess.readonly = cmd.readonly
     sess.uids = uids
     flags = SYSTEM_FLAGS + mb.keywords

@@ -271,8 +271,12 @@ async def flush(sess: Session) -> None:
     for item in items:
         if isinstance(item, ev.Resync):
             await announce()
-            await _resync(sess)
+            await _resync(sess, report_flags)
             continue
+        for c in item.changes:
+            # The watermark for a resync: every change of the mailbox up to here was seen.
+            if getattr(c, "mailbox_id", None) == sess.mailbox_id and getattr(c, "modseq", 0) > sess.modseq:
+                sess.modseq = c.modseq  # type: ignore[union-attr]
         if item.source is sess:
             continue
         for c in item.changes:
@@ -327,16 +331,33 @@ def report_expunged(sess: Session, uids: tuple[int, ...] | list[int]) -> None:
             sess.send(w.untagged(f"{seq} EXPUNGE"))
 
 
-async def _resync(sess: Session) -> None:
+async def _resync(sess: Session, report_flags: bool = True) -> None:
+    """The session missed changes (its queue overflowed): compare with the mailbox as it is now.
+    Expunged messages, flags changed since the session's modseq watermark (for messages it knows)
+    and new messages are reported, in that order."""
     assert sess.account is not None and sess.mailbox is not None
-    current = (await sess.account.mailbox_uids(sess.mailbox))[1]
+    mb, current, _, changed = await sess.account.mailbox_uids(sess.mailbox, changed_since=sess.modseq)
     cur = set(current)
     report_expunged(sess, [u for u in sess.uids if u not in cur])
+    if report_flags:
+        out: list[bytes] = []
+        for uid, fl, kwj, _, _, modseq, _, expunged in changed:
+            seq = 0 if expunged else sess.seq_of(uid)
+            if not seq:
+                continue
+            ms = b" MODSEQ (%d)" % modseq if sess.condstore else b""
+            if sess.uidonly:
+                out.append(b"* %d UIDFETCH (FLAGS %s%s)\r\n" % (uid, bulk.flag_list(fl, kwj), ms))
+            else:
+                out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (seq, uid, bulk.flag_list(fl, kwj), ms))
+        if out:
+            sess.send(b"".join(out))
     last = sess.uids[-1] if sess.uids else 0
     new = [u for u in current if u > last]
     if new:
         sess.uids.extend(new)
         sess.send(w.untagged(f"{len(sess.uids)} EXISTS"))
+    sess.modseq = max(sess.modseq, mb.modseq)
 
 
 # Commands in any state.

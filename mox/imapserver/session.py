@@ -92,6 +92,9 @@ class Session:
     mailbox: str | None = None
     mailbox_id: int = 0
     uidvalidity: int = 0
+    modseq: int = 0
+    """Highest modseq of the selected mailbox whose changes the session has taken in (read at SELECT,
+    raised by every change event); after missed changes, flags changed since then are reported."""
     readonly: bool = False
     uids: list[int] = field(default_factory=list)
     enabled: set[str] = field(default_factory=set)

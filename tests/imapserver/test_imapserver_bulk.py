@@ -215,3 +215,31 @@ async def test_resync_after_missed_changes(port: int, client: Client, cfg: Confi
     assert r[:-1] == [b"* 2 EXPUNGE\r\n", b"* 4 EXISTS\r\n"]
     r = await client.cmd("UID FETCH 1:* (UID)")
     assert [x for x in r[:-1]] == [b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 3)\r\n", b"* 3 FETCH (UID 4)\r\n", b"* 4 FETCH (UID 5)\r\n"]
+
+
+async def test_resync_reports_flags_changed_meanwhile(port: int, client: Client, cfg: Config) -> None:
+    """Missed changes: the resync reports flags changed since what the session had seen (FETCH FLAGS
+    for known messages, with MODSEQ under CONDSTORE), besides the expunges and new messages."""
+    for _ in range(3):
+        await append(client, SIMPLE_MSG)
+    await client.cmd("ENABLE CONDSTORE")
+    await client.cmd("SELECT INBOX")
+    acc = await open_config_account(cfg, "mox")
+    try:
+        await acc.set_flags("Inbox", [3], add=Flags.ANSWERED)  # Seen normally, before the overflow.
+        await asyncio.sleep(0.05)
+        r = await client.cmd("NOOP")
+        assert len(r) == 2 and re.fullmatch(rb"\* 3 FETCH \(UID 3 FLAGS \(\\Answered\) MODSEQ \(\d+\)\)\r\n", r[0]), r
+        for sub in list(acc.bus._subs):
+            sub.maxsize = 2
+        await acc.set_flags("Inbox", [1], add=Flags.FLAGGED)
+        await acc.set_flags("Inbox", [2], add=Flags.DELETED)
+        await acc.expunge("Inbox")
+        await acc.add_message("Inbox", SIMPLE_MSG)
+        await asyncio.sleep(0.05)
+    finally:
+        await acc.close()
+    r = await client.cmd("NOOP")
+    assert r[0] == b"* 2 EXPUNGE\r\n", r
+    assert re.fullmatch(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)\r\n", r[1]), r
+    assert r[2:-1] == [b"* 3 EXISTS\r\n"], r
