@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mox.imapproto import msgcache
 from mox.imapproto import parse as p
@@ -23,6 +25,7 @@ from mox.message.encodedword import decode_words
 from mox.message.envelope import Envelope, parse_date
 from mox.message.headers import parse_headers, unfold
 from mox.message.part import Part
+from mox.store.account import light_row_message
 from mox.store.model import Flags, Message, parse_flag_names
 
 from .mailboxes import ensure_condstore
@@ -54,6 +57,27 @@ def _date_matches(op: str, day: datetime.date, want: datetime.date) -> bool:
     return day >= want
 
 
+class _Row(NamedTuple):
+    """A message row as read for SEARCH (Account.message_light_rows): the attributes of Message
+    the keys use, without building a Message for every message of the mailbox."""
+
+    id: int
+    uid: int
+    modseq: int
+    createseq: int
+    expunged: int
+    received: float
+    savedate: float
+    size: int
+    flags: int
+    keywords_json: str
+    thread_id: int
+
+    @property
+    def keywords(self) -> list[str]:
+        return json.loads(self.keywords_json) if self.keywords_json != "[]" else []
+
+
 class _NeedPart(Exception):
     """A key needs the message's parsed tree, which is loaded only for messages that need it."""
 
@@ -61,7 +85,7 @@ class _NeedPart(Exception):
 @dataclass(slots=True)
 class _Candidate:
     seq: int
-    msg: Message
+    msg: _Row
     raw: bytes | None = None
     cache: msgcache.MessageCache | None = None
     loaded: Part | None = None
@@ -318,29 +342,43 @@ async def run_search(
 ) -> list[tuple[int, Message]]:
     """Messages that match key, as (sequence number, message), in order: of the session's
     view of the selected mailbox, or of another mailbox (mailbox, for multimailbox ESEARCH)."""
+    mbid, found = await run_search_rows(sess, key, tag=tag, mailbox=mailbox, progress=progress)
+    return [(seq, light_row_message(mbid, m)) for seq, m in found]
+
+
+async def run_search_rows(
+    sess: Session, key: p.SearchKey, *, tag: str = "", mailbox: str | None = None, progress: _Progress | None = None
+) -> tuple[int, list[tuple[int, _Row]]]:
+    """As run_search, with the mailbox id and rows instead of Message objects (for results
+    that need only UIDs and modseqs: no object per matching message)."""
     check_key(sess, key)
     if _uses_modseq(key):
         await ensure_condstore(sess)
     acc = sess.acc()
+    # Plain rows; a Message is made only for the messages that match (or whose parsed parts or
+    # per-message cache are made).
     if mailbox is None or mailbox == sess.mailbox:
         assert sess.mailbox is not None
-        msgs = {m.uid: m for m in await acc.messages_light(sess.mailbox, include_expunged=True)}
+        mbid, rows = await acc.message_light_rows(sess.mailbox, include_expunged=True)
+        msgs = {r[1]: _Row._make(r) for r in rows}
         uids = sess.uids
     else:
-        msgs = {m.uid: m for m in await acc.messages_light(mailbox)}
+        mbid, rows = await acc.message_light_rows(mailbox)
+        msgs = {r[1]: _Row._make(r) for r in rows}
         uids = list(msgs)
+    del rows
     matcher = _Matcher(sess, uids)
-    out: list[tuple[int, Message]] = []
+    found: list[tuple[int, _Row]] = []
     todo = [(i + 1, msgs[u]) for i, u in enumerate(uids) if u in msgs]
     if not _needs_content(key):
-        return [(seq, m) for seq, m in todo if matcher.matches(_Candidate(seq, m), key)]
+        return mbid, [(seq, m) for seq, m in todo if matcher.matches(_Candidate(seq, m), key)]
     if progress is None:
         progress = _Progress(sess, tag, len(todo))
     # Message files and parsed parts are read in batches: one thread hop and one
     # database query per batch, with a bounded number of bytes in memory. The files of the
     # next batch are read (in a thread) while this one is matched.
     use_cache = _uses_cache(key)
-    batches: list[list[tuple[int, Message]]] = []
+    batches: list[list[tuple[int, _Row]]] = []
     i = 0
     while i < len(todo):
         j, size = i, 0
@@ -351,7 +389,7 @@ async def run_search(
         i = j
     loop = asyncio.get_running_loop()
 
-    def start_reading(batch: list[tuple[int, Message]]) -> asyncio.Future[list[bytes | None]]:
+    def start_reading(batch: list[tuple[int, _Row]]) -> asyncio.Future[list[bytes | None]]:
         return loop.run_in_executor(None, read_message_files, [(acc.message_file(m.id), m.size) for _, m in batch])
 
     reading = start_reading(batches[0]) if batches else None
@@ -361,16 +399,29 @@ async def run_search(
             live = [m for _, m in batch if not m.expunged]
             # The per-message cache has what BODY and TEXT need in most cases; the parsed tree
             # is loaded only for messages where a key needs it.
-            caches = await message_caches(sess, live) if use_cache else {}
+            caches = await _row_caches(sess, mbid, live) if use_cache else {}
             raws = await reading
             reading = start_reading(batches[bi + 1]) if bi + 1 < len(batches) else None
-            await _match_batch(sess, matcher, key, batch, raws, caches, out)
+            await _match_batch(sess, matcher, key, mbid, batch, raws, caches, found)
             del raws
             await progress.add(len(batch))
     finally:
         if reading is not None:
             # Not cancellable (a thread): wait so no read outlives the command.
             await asyncio.wait([reading])
+    return mbid, found
+
+
+async def _row_caches(sess: Session, mailbox_id: int, rows: list[_Row]) -> dict[int, msgcache.MessageCache]:
+    """message_caches for rows: Message objects are made only for messages without a stored record."""
+    out: dict[int, msgcache.MessageCache] = {}
+    for mid, data in (await sess.acc().imap_cache_many([r.id for r in rows])).items():
+        c = msgcache.decode(data)
+        if c is not None:
+            out[mid] = c
+    missing = [light_row_message(mailbox_id, r) for r in rows if r.id not in out and not r.expunged]
+    if missing:
+        out.update(await message_caches(sess, missing))
     return out
 
 
@@ -378,10 +429,11 @@ async def _match_batch(
     sess: Session,
     matcher: _Matcher,
     key: p.SearchKey,
-    batch: list[tuple[int, Message]],
+    mailbox_id: int,
+    batch: list[tuple[int, _Row]],
     raws: list[bytes | None],
     caches: dict[int, msgcache.MessageCache],
-    out: list[tuple[int, Message]],
+    out: list[tuple[int, _Row]],
 ) -> None:
     acc = sess.acc()
     # One candidate object, reused: fewer allocations (and garbage collections) per message.
@@ -396,7 +448,7 @@ async def _match_batch(
             found.append(False)
             later.append(ci)
     if later:
-        parts = await acc.parsed_many([batch[ci][1] for ci in later if not batch[ci][1].expunged])
+        parts = await acc.parsed_many([light_row_message(mailbox_id, batch[ci][1]) for ci in later if not batch[ci][1].expunged])
         c.part_loaded = True
         for ci in later:
             (seq, m), raw = batch[ci], raws[ci]
@@ -416,7 +468,7 @@ async def search(sess: Session, cmd: p.Command) -> Result:
     save = opts is not None and "SAVE" in opts
     try:
         check_charset(cmd.charset)
-        found = await run_search(sess, cmd.key, tag=cmd.tag)
+        _, found = await run_search_rows(sess, cmd.key, tag=cmd.tag)
     except (Bad, No):
         if save:
             # RFC 5182 section 2.1: a failed SEARCH with SAVE leaves an empty result.
@@ -570,7 +622,7 @@ async def esearch(sess: Session, cmd: p.Command) -> Result:
     todo = [byname[n] for n in names if n in byname]
     progress = _Progress(sess, cmd.tag, sum(mb.counts.imap_count for mb in todo))
     for mb in todo:
-        found = await run_search(sess, cmd.key, tag=cmd.tag, mailbox=mb.name, progress=progress)
+        _, found = await run_search_rows(sess, cmd.key, tag=cmd.tag, mailbox=mb.name, progress=progress)
         if not found:
             continue  # RFC 7377 section 2: no response for mailboxes without matches.
         uids = [m.uid for _, m in found]

@@ -218,6 +218,22 @@ class MessageInfo:
 
 _ATTRS_QUERY = "SELECT uid, flags, keywords, size, received, modseq, savedate, expunged FROM message WHERE mailbox_id = ?"
 
+_LIGHT_QUERY = (
+    "SELECT id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords, thread_id"
+    " FROM message WHERE mailbox_id = ?"
+)
+
+LightRow = tuple[int, int, int, int, int, float, float, int, int, str, int]
+"""What :meth:`Account.message_light_rows` returns per message: id, uid, modseq, createseq,
+expunged, received, savedate, size, flags, keywords (JSON list), thread_id."""
+
+
+def light_row_message(mailbox_id: int, r: LightRow) -> Message:
+    """The Message of a :data:`LightRow` (the fields :meth:`Account.messages_light` fills)."""
+    kw = json.loads(r[9]) if r[9] != "[]" else []
+    return Message(r[0], mailbox_id, r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], Flags(r[8]), kw, "", "", r[10], [], False, False, False)
+
+
 MessageAttrs = tuple[int, int, str, int, float, int, float, int]
 """What :meth:`Account.message_attrs` returns per message: uid, flags, keywords (JSON list),
 size, received, modseq, savedate, expunged."""
@@ -964,6 +980,18 @@ class Account:
                 kw = json.loads(r[9]) if r[9] != "[]" else []
                 out.append(Message(r[0], mid, r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], Flags(r[8]), kw, "", "", r[10], [], False, False, False))
             return out
+
+        return await self._db(run)
+
+    async def message_light_rows(self, mailbox: str, *, include_expunged: bool = False) -> tuple[int, list[LightRow]]:
+        """The mailbox's id and the columns :meth:`messages_light` reads, as plain tuples in UID
+        order (IMAP SEARCH: no objects for messages that do not match; see
+        :func:`light_row_message`)."""
+        mb = await self.mailbox(mailbox)
+
+        def run() -> tuple[int, list[LightRow]]:
+            q = _LIGHT_QUERY + ("" if include_expunged else " AND expunged = 0")
+            return mb.id, self.conn.execute(q + " ORDER BY uid", (mb.id,)).fetchall()
 
         return await self._db(run)
 
