@@ -72,6 +72,7 @@ class _Row(NamedTuple):
     flags: int
     keywords_json: str
     thread_id: int
+    cache_data: bytes | None
 
     @property
     def keywords(self) -> list[str]:
@@ -359,11 +360,11 @@ async def run_search_rows(
     # per-message cache are made).
     if mailbox is None or mailbox == sess.mailbox:
         assert sess.mailbox is not None
-        mbid, rows = await acc.message_light_rows(sess.mailbox, include_expunged=True)
+        mbid, rows = await acc.message_light_rows(sess.mailbox, include_expunged=True, imap_cache=_uses_cache(key))
         msgs = {r[1]: _Row._make(r) for r in rows}
         uids = sess.uids
     else:
-        mbid, rows = await acc.message_light_rows(mailbox)
+        mbid, rows = await acc.message_light_rows(mailbox, imap_cache=_uses_cache(key))
         msgs = {r[1]: _Row._make(r) for r in rows}
         uids = list(msgs)
     del rows
@@ -413,12 +414,14 @@ async def run_search_rows(
 
 
 async def _row_caches(sess: Session, mailbox_id: int, rows: list[_Row]) -> dict[int, msgcache.MessageCache]:
-    """message_caches for rows: Message objects are made only for messages without a stored record."""
+    """message_caches for rows (with their imap_cache records): Message objects are made only
+    for messages without a usable stored record."""
     out: dict[int, msgcache.MessageCache] = {}
-    for mid, data in (await sess.acc().imap_cache_many([r.id for r in rows])).items():
-        c = msgcache.decode(data)
-        if c is not None:
-            out[mid] = c
+    for r in rows:
+        if r.cache_data is not None:
+            c = msgcache.decode(r.cache_data)
+            if c is not None:
+                out[r.id] = c
     missing = [light_row_message(mailbox_id, r) for r in rows if r.id not in out and not r.expunged]
     if missing:
         out.update(await message_caches(sess, missing))

@@ -218,14 +218,12 @@ class MessageInfo:
 
 _ATTRS_QUERY = "SELECT uid, flags, keywords, size, received, modseq, savedate, expunged FROM message WHERE mailbox_id = ?"
 
-_LIGHT_QUERY = (
-    "SELECT id, uid, modseq, createseq, expunged, received, savedate, size, flags, keywords, thread_id"
-    " FROM message WHERE mailbox_id = ?"
-)
+_LIGHT_COLUMNS = "m.id, m.uid, m.modseq, m.createseq, m.expunged, m.received, m.savedate, m.size, m.flags, m.keywords, m.thread_id"
 
-LightRow = tuple[int, int, int, int, int, float, float, int, int, str, int]
+LightRow = tuple[int, int, int, int, int, float, float, int, int, str, int, bytes | None]
 """What :meth:`Account.message_light_rows` returns per message: id, uid, modseq, createseq,
-expunged, received, savedate, size, flags, keywords (JSON list), thread_id."""
+expunged, received, savedate, size, flags, keywords (JSON list), thread_id, and the imap_cache
+record (None if not asked for or not stored)."""
 
 
 def light_row_message(mailbox_id: int, r: LightRow) -> Message:
@@ -983,15 +981,22 @@ class Account:
 
         return await self._db(run)
 
-    async def message_light_rows(self, mailbox: str, *, include_expunged: bool = False) -> tuple[int, list[LightRow]]:
+    async def message_light_rows(
+        self, mailbox: str, *, include_expunged: bool = False, imap_cache: bool = False
+    ) -> tuple[int, list[LightRow]]:
         """The mailbox's id and the columns :meth:`messages_light` reads, as plain tuples in UID
         order (IMAP SEARCH: no objects for messages that do not match; see
-        :func:`light_row_message`)."""
+        :func:`light_row_message`). With imap_cache, each row ends with the message's
+        imap_cache record (as :meth:`imap_cache_many`; read in the same query), else None."""
         mb = await self.mailbox(mailbox)
 
         def run() -> tuple[int, list[LightRow]]:
-            q = _LIGHT_QUERY + ("" if include_expunged else " AND expunged = 0")
-            return mb.id, self.conn.execute(q + " ORDER BY uid", (mb.id,)).fetchall()
+            if imap_cache:
+                q = f"SELECT {_LIGHT_COLUMNS}, c.data FROM message m LEFT JOIN imap_cache c ON c.id = m.id WHERE m.mailbox_id = ?"
+            else:
+                q = f"SELECT {_LIGHT_COLUMNS}, NULL FROM message m WHERE m.mailbox_id = ?"
+            q += "" if include_expunged else " AND m.expunged = 0"
+            return mb.id, self.conn.execute(q + " ORDER BY m.uid", (mb.id,)).fetchall()
 
         return await self._db(run)
 

@@ -26,6 +26,11 @@ async def test_light_rows_equal_messages_light(tmp_path: Path) -> None:
             mbid, rows = await acc.message_light_rows("Inbox", include_expunged=inc)
             assert [light_row_message(mbid, r) for r in rows] == want and len(want) == (3 if inc else 2)
             assert sorted(want[0].keywords) == ["$x", "old"] and want[0].flags == Flags.SEEN
+            # With imap_cache: the same rows, each with its imap_cache record (as imap_cache_many).
+            _, cached = await acc.message_light_rows("Inbox", include_expunged=inc, imap_cache=True)
+            stored = await acc.imap_cache_many([r[0] for r in rows])
+            assert [r[:11] for r in cached] == [r[:11] for r in rows] and all(r[11] is None for r in rows)
+            assert [r[11] for r in cached] == [stored.get(r[0]) for r in rows]
     finally:
         await acc.close()
 
