@@ -175,6 +175,19 @@ class _Matcher:
             return self.matches(c, k.keys[0]) or self.matches(c, k.keys[1])
         if op == "NOT":
             return not self.matches(c, k.keys[0])
+        if op == "BODY" or op == "TEXT":
+            # First: the common content search, one message file after another.
+            if c.raw is None:
+                return False  # Expunged meanwhile: its file is gone.
+            if c.cache is not None:
+                needle_b = self._needle(k.text or "")
+                if needle_b:
+                    fast = text_fast(op, needle_b, c.cache, c.raw)
+                    if fast is not None:
+                        return fast
+            if c.part is None:
+                return False  # Expunged meanwhile.
+            return text_full(op, (k.text or "").lower(), c.part, c.raw)
         if op in ("ALL", "OLD", "SAVEDATESUPPORTED"):
             return True
         if op in ("NEW", "RECENT"):
@@ -213,12 +226,6 @@ class _Matcher:
             return _date_matches(op, datetime.datetime.fromtimestamp(m.savedate, datetime.UTC).date(), k.date)
         if c.raw is None:
             return False  # Expunged meanwhile: its file is gone.
-        if (op == "BODY" or op == "TEXT") and c.cache is not None:
-            needle_b = self._needle(k.text or "")
-            if needle_b:
-                fast = text_fast(op, needle_b, c.cache, c.raw)
-                if fast is not None:
-                    return fast
         if op in _HEADER_KEYS and c.cache is not None:
             # The top-level header is the start of the message: no parsed tree needed.
             header = c.raw[: c.cache.body_offset]
@@ -233,11 +240,8 @@ class _Matcher:
             sent = parse_date(c.part.envelope.date) if c.part.envelope and c.part.envelope.date else None
             # The Date header's own day, in the zone it was written in.
             return sent is not None and _date_matches(op, sent.date(), k.date)
-        needle = (k.text or "").lower()
         if op in _HEADER_KEYS:
             return _header_matches(k, c.part.headers(c.raw))
-        if op == "BODY" or op == "TEXT":
-            return text_full(op, needle, c.part, c.raw)
         raise Bad(f"search key {op} not supported")
 
 
