@@ -393,27 +393,36 @@ async def run_search_rows(
         batches.append(todo[i:j])
         i = j
     loop = asyncio.get_running_loop()
+    # Each batch is read and matched in a worker thread, SEARCH_THREADS batches at a time: a
+    # thread gives up the GIL at each file read, after a few microseconds of matching, so reads
+    # and matching overlap (a thread reading while the event loop thread matched a whole batch
+    # waited for the GIL most of the time). Messages that need their parsed tree are finished
+    # on the event loop thread.
+    inflight: list[tuple[list[tuple[int, _Row]], dict[int, msgcache.MessageCache], asyncio.Future[_Scanned]]] = []
 
-    def start_reading(batch: list[tuple[int, _Row]]) -> asyncio.Future[list[bytes | None]]:
-        return loop.run_in_executor(None, read_message_files, [(acc.message_file(m.id), m.size) for _, m in batch])
+    async def finish() -> None:
+        batch, caches, fut = inflight.pop(0)
+        flags, later = await fut
+        await _finish_batch(sess, matcher, key, mbid, batch, caches, flags, later)
+        found.extend(b for b, f in zip(batch, flags, strict=True) if f)
+        await progress.add(len(batch))
 
-    reading = start_reading(batches[0]) if batches else None
     try:
-        for bi, batch in enumerate(batches):
-            assert reading is not None
+        for batch in batches:
             live = [m for _, m in batch if not m.expunged]
             # The per-message cache has what BODY and TEXT need in most cases; the parsed tree
             # is loaded only for messages where a key needs it.
             caches = await _row_caches(sess, mbid, live) if use_cache else {}
-            raws = await reading
-            reading = start_reading(batches[bi + 1]) if bi + 1 < len(batches) else None
-            await _match_batch(sess, matcher, key, mbid, batch, raws, caches, found)
-            del raws
-            await progress.add(len(batch))
+            files = [(acc.message_file(m.id), m.size) for _, m in batch]
+            inflight.append((batch, caches, loop.run_in_executor(None, _scan_batch, matcher, key, batch, files, caches)))
+            if len(inflight) >= SEARCH_THREADS:
+                await finish()
+        while inflight:
+            await finish()
     finally:
-        if reading is not None:
-            # Not cancellable (a thread): wait so no read outlives the command.
-            await asyncio.wait([reading])
+        if inflight:
+            # Not cancellable (threads): wait so no read outlives the command.
+            await asyncio.wait([f for _, _, f in inflight])
     return mbid, found
 
 
@@ -432,36 +441,64 @@ async def _row_caches(sess: Session, mailbox_id: int, rows: list[_Row]) -> dict[
     return out
 
 
-async def _match_batch(
+_Scanned = tuple[list[bool], dict[int, bytes | None]]
+"""What _scan_batch returns: whether each message matched, and those that need their parsed tree."""
+
+SEARCH_THREADS = 2
+"""Batches of a content search read and matched at the same time, each in a worker thread."""
+
+SCAN_CHUNK = 32
+"""Message files a search worker reads before matching them."""
+
+
+def _scan_batch(
+    matcher: _Matcher,
+    key: p.SearchKey,
+    batch: list[tuple[int, _Row]],
+    files: list[tuple[str, int]],
+    caches: dict[int, msgcache.MessageCache],
+) -> _Scanned:
+    """In a worker thread: read the message files of batch (a few at a time) and evaluate key
+    on each. Returns whether each matched, and the messages that need their parsed tree (index
+    in batch: file contents) for :func:`_finish_batch`."""
+    # One candidate object, reused: fewer allocations (and garbage collections) per message.
+    c = _Candidate(0, batch[0][1])
+    flags: list[bool] = []
+    later: dict[int, bytes | None] = {}
+    for i in range(0, len(batch), SCAN_CHUNK):
+        raws = read_message_files(files[i : i + SCAN_CHUNK])
+        for ci, raw in enumerate(raws, i):
+            seq, m = batch[ci]
+            c.seq, c.msg, c.raw, c.cache = seq, m, raw, caches.get(m.id)
+            try:
+                flags.append(matcher.matches(c, key))
+            except _NeedPart:
+                flags.append(False)
+                later[ci] = raw
+    return flags, later
+
+
+async def _finish_batch(
     sess: Session,
     matcher: _Matcher,
     key: p.SearchKey,
     mailbox_id: int,
     batch: list[tuple[int, _Row]],
-    raws: list[bytes | None],
     caches: dict[int, msgcache.MessageCache],
-    out: list[tuple[int, _Row]],
+    flags: list[bool],
+    later: dict[int, bytes | None],
 ) -> None:
+    """Evaluate key, with their parsed trees, on the messages of batch that needed them (from
+    _scan_batch), setting their entries in flags."""
+    if not later:
+        return
     acc = sess.acc()
-    # One candidate object, reused: fewer allocations (and garbage collections) per message.
-    c = _Candidate(0, batch[0][1])
-    found: list[bool] = []
-    later: list[int] = []
-    for ci, ((seq, m), raw) in enumerate(zip(batch, raws, strict=True)):
-        c.seq, c.msg, c.raw, c.cache = seq, m, raw, caches.get(m.id)
-        try:
-            found.append(matcher.matches(c, key))
-        except _NeedPart:
-            found.append(False)
-            later.append(ci)
-    if later:
-        parts = await acc.parsed_many([light_row_message(mailbox_id, batch[ci][1]) for ci in later if not batch[ci][1].expunged])
-        c.part_loaded = True
-        for ci in later:
-            (seq, m), raw = batch[ci], raws[ci]
-            c.seq, c.msg, c.raw, c.cache, c.loaded = seq, m, raw, caches.get(m.id), parts.get(m.id)
-            found[ci] = matcher.matches(c, key)
-    out.extend(b for b, f in zip(batch, found, strict=True) if f)
+    parts = await acc.parsed_many([light_row_message(mailbox_id, batch[ci][1]) for ci in later if not batch[ci][1].expunged])
+    c = _Candidate(0, batch[0][1], part_loaded=True)
+    for ci, raw in later.items():
+        seq, m = batch[ci]
+        c.seq, c.msg, c.raw, c.cache, c.loaded = seq, m, raw, caches.get(m.id), parts.get(m.id)
+        flags[ci] = matcher.matches(c, key)
 
 
 def check_charset(charset: str | None) -> None:

@@ -4,10 +4,13 @@ evaluate on them (with expunged messages still in the session's view)."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import pytest
 from imaphelpers import Client, append, connect
 
+from mox.imapserver import search
 from mox.store.account import light_row_message, open_account
 from mox.store.model import Flags
 
@@ -59,3 +62,20 @@ async def test_search_keys_on_rows(client: Client, port: int) -> None:
         other.writer.close()
     assert (await client.cmd("UID SEARCH DELETED"))[0] == b"* SEARCH 3\r\n"
     assert (await client.cmd("UID SEARCH DELETED BODY x"))[0] == b"* SEARCH\r\n"
+
+
+async def test_search_batches_in_threads(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small batches and chunks: several batches in worker threads at once, results in order,
+    # messages needing their parsed tree (base64, Date) finished on the event loop.
+    monkeypatch.setattr(search, "SEARCH_BATCH", 2)
+    monkeypatch.setattr(search, "SCAN_CHUNK", 1)
+    b64 = b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(b"an invoice") + b"\r\n"
+    bodies = [MSG, MSG + b"invoice\r\n", b64, MSG, b64, MSG + b"INVOICE\r\n", MSG]
+    for body in bodies:
+        assert b" OK " in (await append(client, body))[-1]
+    assert b" OK " in (await client.cmd("SELECT INBOX"))[-1]
+    assert (await client.cmd("UID SEARCH TEXT invoice"))[0] == b"* SEARCH 2 3 5 6\r\n"
+    assert (await client.cmd("UID SEARCH NOT BODY invoice"))[0] == b"* SEARCH 1 4 7\r\n"
+    assert (await client.cmd("UID SEARCH OR SENTON 2-Jan-2024 BODY INVOICE"))[0] == b"* SEARCH 2 3 5 6\r\n"
+    assert (await client.cmd("UID SEARCH SENTON 2-Jan-2024 SUBJECT x"))[0] == b"* SEARCH\r\n"
+    assert (await client.cmd("SEARCH SUBJECT x NOT TEXT invoice"))[0] == b"* SEARCH 1 4 7\r\n"
