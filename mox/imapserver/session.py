@@ -69,6 +69,10 @@ class No(Exception):
         self.code = code
 
 
+TRACE_DATA_MIN = 1024
+"""Transcript pieces larger than this are logged as bulk data (level tracedata)."""
+
+
 class Closed(Exception):
     """The connection ends (LOGOUT, timeout, EOF, bad compressed data)."""
 
@@ -143,7 +147,20 @@ class Session:
 
     # Output.
 
+    def _trace(self, prefix: str, data: bytes | memoryview) -> None:
+        """Protocol transcript at the trace levels (mlog): pieces over TRACE_DATA_MIN bytes are bulk
+        data (messages: shown at tracedata), and what the client sends before it is logged in may hold
+        credentials (shown at traceauth); the rest at trace."""
+        if len(data) > TRACE_DATA_MIN:
+            level = mlog.Level.TRACEDATA
+        elif prefix == "RC: " and self.account is None:
+            level = mlog.Level.TRACEAUTH
+        else:
+            level = mlog.Level.TRACE
+        self.slog.trace_line(level, prefix, data)
+
     def send(self, data: bytes) -> None:
+        self._trace("LS: ", data)
         if self._deflate is not None:
             self._deflate_unflushed = True
             data = self._deflate.compress(data)
@@ -156,6 +173,10 @@ class Session:
             for c in chunks:
                 self.send(bytes(c))
             return
+        if self.slog.enabled(mlog.Level.TRACE):
+            chunks = list(chunks)
+            for c in chunks:
+                self._trace("LS: ", c)
         self.writer.writelines(chunks)
 
     async def drain(self) -> None:
@@ -203,6 +224,7 @@ class Session:
                 if not data:
                     raise Closed()
             if self._inflate is None:
+                self._trace("RC: ", data)
                 self.creader.receive_data(data)
                 return
             try:
@@ -214,6 +236,7 @@ class Session:
             if self._inflate.eof:
                 raise Closed()
             if out:
+                self._trace("RC: ", out)
                 self.creader.receive_data(out)
                 return
 
