@@ -16,24 +16,24 @@ TAGISH = st.text(
 def test_parse_record_errors_cleanly(text: str) -> None:
     try:
         parse_record(text)
-    except RecordError:
-        pass
+    except RecordError as e:
+        assert str(e), f"{type(e).__name__} without a message"  # Bad input gets a clear error.
 
 
 @given(st.one_of(st.text(), TAGISH))
 def test_parse_signature_errors_cleanly(text: str) -> None:
     try:
         parse_signature(text)
-    except SignatureError:
-        pass
+    except SignatureError as e:
+        assert str(e), f"{type(e).__name__} without a message"  # Bad input gets a clear error.
 
 
 @given(st.binary(max_size=400))
 def test_split_message_errors_cleanly(data: bytes) -> None:
     try:
         split_message(data)
-    except MessageError:
-        pass
+    except MessageError as e:
+        assert str(e), f"{type(e).__name__} without a message"  # Bad input gets a clear error.
 
 
 @settings(max_examples=50, deadline=None)
