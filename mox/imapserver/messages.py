@@ -242,48 +242,38 @@ def _needs_part(a: p.FetchAtt) -> bool:
     return a.name == "BODY" and a.section is not None and bool(a.section.part or a.section.text)
 
 
-def read_message_files(paths: list[tuple[str, int]]) -> list[bytes | None]:
-    """Message files, each read with one read of its known size (None if gone: expunged meanwhile)."""
-    out: list[bytes | None] = []
-    for path, size in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            out.append(None)
-            continue
-        try:
-            # One byte more than expected, to see a size mismatch (never for our immutable files).
-            data = os.read(fd, size + 1)
-            if len(data) != size:
+def _read_file(path: str, n: int, whole: bool) -> bytes | None:
+    """The first n bytes of a message file, or with whole all of it (n is its expected size: one read
+    of one byte more sees a mismatch, never for our immutable files); None if gone (expunged meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if whole:
+            data = os.read(fd, n + 1)
+            if len(data) != n:
                 while chunk := os.read(fd, 1024 * 1024):
                     data += chunk
-            out.append(data)
-        except OSError:
-            out.append(None)
-        finally:
-            os.close(fd)
-    return out
+        else:
+            data = os.read(fd, n)
+            while len(data) < n and (chunk := os.read(fd, n - len(data))):
+                data += chunk
+        return data
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_message_files(paths: list[tuple[str, int]]) -> list[bytes | None]:
+    """Message files, each read with one read of its known size (None if gone: expunged meanwhile)."""
+    return [_read_file(path, size, True) for path, size in paths]
 
 
 def read_message_heads(items: list[tuple[str, int]]) -> list[bytes | None]:
     """The first n bytes of message files (None if gone: expunged meanwhile)."""
-    out: list[bytes | None] = []
-    for path, n in items:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            out.append(None)
-            continue
-        try:
-            data = os.read(fd, n)
-            while len(data) < n and (chunk := os.read(fd, n - len(data))):
-                data += chunk
-            out.append(data)
-        except OSError:
-            out.append(None)
-        finally:
-            os.close(fd)
-    return out
+    return [_read_file(path, n, False) for path, n in items]
 
 
 async def message_caches(sess: Session, batch: list[Message]) -> dict[int, msgcache.MessageCache]:
