@@ -22,7 +22,18 @@ from mox.store.model import Flags, flag_names
 
 from .session import Result, Session
 
-SIMPLE_ATTS = frozenset({"UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ", "SAVEDATE"})
+# Index-only FETCH attributes: their part of the response line, and the kind of value filled in:
+# 0 UID, 1 FLAGS, 2 RFC822.SIZE, 3 INTERNALDATE, 4 MODSEQ, 5 SAVEDATE (RFC 8514 section 4.3: when the
+# message was saved in this mailbox).
+_INDEX_ATTS = {
+    "UID": (b"UID %d", 0),
+    "FLAGS": (b"FLAGS %s", 1),
+    "RFC822.SIZE": (b"RFC822.SIZE %d", 2),
+    "INTERNALDATE": (b"INTERNALDATE %s", 3),
+    "MODSEQ": (b"MODSEQ (%d)", 4),
+    "SAVEDATE": (b"SAVEDATE %s", 5),
+}
+SIMPLE_ATTS = frozenset(_INDEX_ATTS)
 """FETCH attributes answered from the index alone."""
 
 WRITE_BATCH = 500
@@ -102,26 +113,9 @@ async def fetch_simple(sess: Session, targets: list[tuple[int, int]], atts: list
     parts: list[bytes] = []
     kinds: list[int] = []
     for a in atts:
-        # kinds: 0 UID, 1 FLAGS, 2 RFC822.SIZE, 3 INTERNALDATE, 4 MODSEQ, 5 SAVEDATE.
-        if a.name == "UID":
-            parts.append(b"UID %d")
-            kinds.append(0)
-        elif a.name == "FLAGS":
-            parts.append(b"FLAGS %s")
-            kinds.append(1)
-        elif a.name == "RFC822.SIZE":
-            parts.append(b"RFC822.SIZE %d")
-            kinds.append(2)
-        elif a.name == "INTERNALDATE":
-            parts.append(b"INTERNALDATE %s")
-            kinds.append(3)
-        elif a.name == "MODSEQ":
-            parts.append(b"MODSEQ (%d)")
-            kinds.append(4)
-        else:
-            # RFC 8514 section 4.3: the time the message was saved in this mailbox.
-            parts.append(b"SAVEDATE %s")
-            kinds.append(5)
+        part, kind = _INDEX_ATTS[a.name]
+        parts.append(part)
+        kinds.append(kind)
     fmt = head + b" ".join(parts) + b")\r\n"
     out: list[bytes] = []
     i, n = 0, len(rows)
