@@ -401,6 +401,13 @@ class MoxServe:
             raise
         return self
 
+    def start(self) -> MoxServe:
+        """Start outside a with statement; :meth:`close` ends it."""
+        return self.__enter__()
+
+    def close(self) -> None:
+        self.__exit__(None, None, None)
+
     @property
     def pid(self) -> int:
         assert self.proc is not None

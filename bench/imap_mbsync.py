@@ -31,12 +31,10 @@ temporary directory removed at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import imaplib
 import os
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,18 +43,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Report
+from benchlib import DEFAULT_PASSWORD, MoxServe, Report
 
-from mox.config.example import free_local_ports, write_local_config
-from mox.config.load import load_config
 from mox.dns.testserver import isolated_default_dns
-from mox.store.deliver import open_config_account
-from mox.store.password import make_secrets
 
 REPO = Path(__file__).resolve().parent.parent
 MAILBENCH = REPO.parent / "shared" / "bench" / "mailbench.py"
 USER = "mox@localhost"
-PASSWORD = "moxmoxmox"
+PASSWORD = DEFAULT_PASSWORD
 
 
 def proc_status(pid: int, field: str) -> int:
@@ -80,44 +74,7 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-class Server:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.ports = free_local_ports()
-        self.config = write_local_config(root, ports=self.ports, ips=["127.0.0.1"])
-
-        async def set_password() -> None:
-            acc = await open_config_account(load_config(self.config), "mox")
-            try:
-                await acc.set_password_secrets(make_secrets(PASSWORD).to_json())
-            finally:
-                await acc.close()
-
-        asyncio.run(set_password())
-        self.log = root / "serve.log"
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mox", "-config", str(self.config), "serve"],
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while 'm="mox started"' not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"mox serve did not start:\n{self.log.read_text(errors='replace')}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def write_mbsyncrc(server: Server, root: Path, maildir: Path, tls: bool, fsync: bool) -> Path:
+def write_mbsyncrc(server: MoxServe, root: Path, maildir: Path, tls: bool, fsync: bool) -> Path:
     if tls:
         conn = (
             f"Host localhost\nPort {server.ports.imaps}\nSSLType IMAPS\n"
@@ -152,8 +109,8 @@ def sync_state(inbox: Path) -> dict[int, int]:
     return pairs
 
 
-def timed_sync(rc: Path, server: Server, timeout: float) -> dict[str, float]:
-    cpu0, child0, t0 = cpu_seconds(server.proc.pid), children_cpu(), time.perf_counter()
+def timed_sync(rc: Path, server: MoxServe, timeout: float) -> dict[str, float]:
+    cpu0, child0, t0 = cpu_seconds(server.pid), children_cpu(), time.perf_counter()
     r = subprocess.run(["mbsync", "-c", str(rc), "mox"], capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
@@ -161,11 +118,11 @@ def timed_sync(rc: Path, server: Server, timeout: float) -> dict[str, float]:
     return {
         "wall_s": round(wall, 2),
         "mbsync_cpu_s": round(children_cpu() - child0, 2),
-        "server_cpu_s": round(cpu_seconds(server.proc.pid) - cpu0, 2),
+        "server_cpu_s": round(cpu_seconds(server.pid) - cpu0, 2),
     }
 
 
-def server_flag_counts(server: Server) -> tuple[int, int, int]:
+def server_flag_counts(server: MoxServe) -> tuple[int, int, int]:
     """Messages, \\Flagged and \\Seen counts in the server's Inbox."""
     im = imaplib.IMAP4("127.0.0.1", server.ports.imap, timeout=120)
     try:
@@ -184,7 +141,7 @@ def server_flag_counts(server: Server) -> tuple[int, int, int]:
 def run(mbox: Path, n: int, changes: int, tls: bool, fsync: bool, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-mbsync-") as tmp:
         root = Path(tmp)
-        server = Server(root)
+        server = MoxServe(log_level="info").start()
         try:
             t0 = time.perf_counter()
             r = subprocess.run(
@@ -256,9 +213,9 @@ def run(mbox: Path, n: int, changes: int, tls: bool, fsync: bool, timeout: float
                     f"after the flag sync: server {total} msgs, {flagged} flagged, {seen} seen; "
                     f"maildir {len(files)} files, {md_flagged} F, {md_seen} S; want {n}, {len(far)}, {len(near)}"
                 )
-            peak = proc_status(server.proc.pid, "VmHWM")
+            peak = proc_status(server.pid, "VmHWM")
         finally:
-            server.stop()
+            server.close()
     version = subprocess.run(["mbsync", "--version"], capture_output=True, text=True).stdout.strip()
     return {
         "bench": "imap_mbsync",

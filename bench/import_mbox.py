@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,6 @@ from benchlib import (
     mem_kib,
 )
 
-from mox.config.example import free_local_ports, write_local_config
 from mox.dns.testserver import isolated_default_dns
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,40 +94,12 @@ def file_create_us(d: Path, n: int = 2000) -> float:
     return (time.perf_counter() - t) / n * 1e6
 
 
-class Server:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        ports = free_local_ports()
-        self.config = write_local_config(root, ports=ports, ips=["127.0.0.1"])
-        self.log = root / "serve.log"
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mox", "-config", str(self.config), "serve"],
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while 'm="mox started"' not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"mox serve did not start:\n{self.log.read_text(errors='replace')}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         root = Path(tmp)
         probe = file_create_us(root / "probe-before")
-        server = Server(root)
-        pid = server.proc.pid
+        server = MoxServe(log_level="info").start()
+        pid = server.pid
         try:
             rss_before = proc_status(pid, "VmRSS")
             peak = [proc_status(pid, "VmHWM")]
@@ -173,10 +143,10 @@ def run_once(mbox: Path, n: int, timeout: float) -> dict[str, Any]:
             if r.returncode != 0 or f"imported {n} messages" not in r.stderr:
                 raise SystemExit(f"import failed ({r.returncode}):\n{r.stderr}")
             server_line = next(
-                (line for line in server.log.read_text().splitlines() if 'm="imported messages"' in line), ""
+                (line for line in server.log_path.read_text().splitlines() if 'm="imported messages"' in line), ""
             )
         finally:
-            server.stop()
+            server.close()
         probe_after = file_create_us(root / "probe-after")
     size = mbox.stat().st_size
     return {
