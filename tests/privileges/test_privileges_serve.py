@@ -11,6 +11,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,25 @@ def mox_user() -> Iterator[pwd.struct_passwd]:
     finally:
         if created:
             subprocess.run(["userdel", "mox"], check=False, timeout=60)
+
+
+@pytest.fixture
+def searchable_checkout(mox_user: pwd.struct_passwd) -> Iterator[None]:
+    """The checkout (and its .venv) must be enterable by user mox, who runs the server's code. A clone
+    in a directory made by ``mktemp -d`` (mode 0700) is not: for this test, directories on the way to it
+    that root owns get the search bit for others (not read: nothing can be listed), restored afterwards."""
+    changed: list[tuple[Path, int]] = []
+    try:
+        while (d := searchable_by(REPO, mox_user.pw_uid, mox_user.pw_gid)) is not None:
+            st = os.stat(d)
+            if st.st_uid != 0 or st.st_mode & stat.S_IXOTH:
+                break  # Not ours to change, or the bit does not help: _interpreter says what is wrong.
+            os.chmod(d, stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
+            changed.append((d, stat.S_IMODE(st.st_mode)))
+        yield
+    finally:
+        for d, mode in reversed(changed):
+            os.chmod(d, mode)
 
 
 def _interpreter(pw: pwd.struct_passwd) -> tuple[list[str], dict[str, str]]:
@@ -87,7 +107,7 @@ def _status_ids(pid: int) -> tuple[list[int], list[int]]:
     return [int(x) for x in uid.group(1).split()], [int(x) for x in gid.group(1).split()]
 
 
-def test_serve_as_root_switches_to_mox(mox_user: pwd.struct_passwd) -> None:
+def test_serve_as_root_switches_to_mox(mox_user: pwd.struct_passwd, searchable_checkout: None) -> None:
     argv, env = _interpreter(mox_user)
     # Not pytest's tmp_path: its parents are private to root, the mox user could not enter.
     root = Path(tempfile.mkdtemp(prefix="mox-privileges-"))
